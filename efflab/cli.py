@@ -1,0 +1,78 @@
+"""The ``efflab`` command line: ``efflab doctor``, ``efflab sync-notebooks``, and the commands other modules add.
+
+Each module that owns a command (``efflab.ceilings`` for ``roofline``, ``efflab.grading.cli`` for ``assign``/``grade``/
+``gradebook``) exposes ``add_cli(subparsers)``; it registers its parser and sets ``func`` to a callable taking the parsed
+``argparse.Namespace`` and returning an exit code. Those modules are imported only when present, and they import their
+heavy dependencies (torch, nbclient) only inside ``func``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+__all__ = ["main"]
+
+# Modules that contribute sub-commands through ``add_cli(subparsers)``.
+_PLUGINS = ("efflab.ceilings", "efflab.grading.cli")
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from efflab.doctor import doctor
+
+    print(doctor().to_text())
+    return 0
+
+
+def _sync_notebooks(args: argparse.Namespace) -> int:
+    from efflab.notebooks import sync_notebooks
+
+    changed = sync_notebooks(args.root, check=args.check)
+    for path in changed:
+        print(("out of date: " if args.check else "rewrote: ") + str(path))
+    if args.check and changed:
+        print("run `efflab sync-notebooks` to rewrite them from _config.yml", file=sys.stderr)
+        return 1
+    if not changed:
+        print("all notebooks agree with _config.yml")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the full argument parser (plugins included)."""
+    parser = argparse.ArgumentParser(prog="efflab", description="Tools for the efflab course.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="report this machine and which parts of efflab are usable")
+    p.set_defaults(func=_doctor)
+
+    p = sub.add_parser(
+        "sync-notebooks",
+        help="rewrite every notebook's setup cell and Colab badge from the repository in _config.yml",
+    )
+    p.add_argument("--root", default=".", help="the book's root folder (holding _config.yml); default: .")
+    p.add_argument("--check", action="store_true", help="only report notebooks that disagree; exit 1 if any")
+    p.set_defaults(func=_sync_notebooks)
+
+    for name in _PLUGINS:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # parent package missing
+            found = False
+        if found:
+            module = importlib.import_module(name)
+            if hasattr(module, "add_cli"):
+                module.add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""What a student needs to know about the machine a notebook runs on.
+
+``efflab doctor`` (shell) and ``efflab.doctor()`` (notebook) report the Python and library versions, the CPU, the GPU if
+any, whether this is Google Colab, which optional parts of efflab are usable, and for each missing part the command
+that installs it. Nothing here imports torch unless it is installed; nothing here needs the network.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+
+__all__ = ["EXTRAS", "DoctorReport", "cpu_model", "doctor", "in_colab"]
+
+# Each extra of the package (see pyproject.toml) and the import names that prove it is usable.
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "measure": ("torch",),
+    "plots": ("matplotlib",),
+    "widgets": ("ipywidgets", "matplotlib"),
+    "data": ("sklearn",),
+    "book": ("jupyter_book", "jupyterlab"),
+    "dev": ("pytest", "nbval", "hypothesis"),
+}
+
+# The import name of a module and the distribution that pip installs it from, where the two differ.
+_DISTRIBUTION = {"sklearn": "scikit-learn", "jupyter_book": "jupyter-book", "pynvml": "nvidia-ml-py"}
+
+
+def in_colab() -> bool:
+    """Return True when running inside a Google Colab runtime.
+
+    Colab's kernel imports ``google.colab`` at start and sets ``COLAB_RELEASE_TAG``; either is taken as proof.
+
+    >>> isinstance(in_colab(), bool)
+    True
+    """
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def cpu_model() -> str:
+    """Return the CPU's marketing name (``/proc/cpuinfo`` on Linux, ``platform`` elsewhere).
+
+    >>> isinstance(cpu_model(), str)
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _version(module: str) -> str | None:
+    if importlib.util.find_spec(module) is None:
+        return None
+    try:
+        return importlib.metadata.version(_DISTRIBUTION.get(module, module))
+    except importlib.metadata.PackageNotFoundError:
+        return "installed"
+
+
+def _gpu_info() -> dict:
+    """GPU facts from torch when it is installed; an empty dict when there is no usable CUDA device."""
+    if importlib.util.find_spec("torch") is None:
+        return {}
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    return {
+        "name": props.name,
+        "memory_bytes": int(props.total_memory),
+        "count": torch.cuda.device_count(),
+        "cuda": torch.version.cuda,
+        "capability": f"{props.major}.{props.minor}",
+    }
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """The facts ``doctor()`` gathered, with a plain-text rendering for terminals and notebooks."""
+
+    python: str
+    platform: str
+    cpu: str
+    cpu_count: int
+    colab: bool
+    versions: dict[str, str | None]
+    gpu: dict = field(default_factory=dict)
+    extras: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> dict[str, str]:
+        """Each unusable extra and the command that installs it."""
+        fixes = {}
+        for extra, ok in self.extras.items():
+            if ok:
+                continue
+            if extra == "measure" and not self.colab:
+                # Locally the CPU wheel keeps the install small; Colab already ships a CUDA torch.
+                fixes[extra] = 'pip install torch==2.13.0 "efflab[measure]"  (or: make test, which installs everything)'
+            else:
+                fixes[extra] = f'pip install "efflab[{extra}]"'
+        return fixes
+
+    def to_text(self) -> str:
+        """Render the report as aligned lines of text."""
+        lines = [
+            f"{'python':<10} {self.python} ({self.platform})",
+            f"{'cpu':<10} {self.cpu}, {self.cpu_count} logical cores",
+        ]
+        if self.gpu:
+            gib = self.gpu["memory_bytes"] / 2**30
+            lines.append(
+                f"{'gpu':<10} {self.gpu['name']} x{self.gpu['count']}, {gib:.1f} GiB, "
+                f"CUDA {self.gpu['cuda']}, compute capability {self.gpu['capability']}"
+            )
+        else:
+            lines.append(f"{'gpu':<10} none usable (experiments run on the CPU; GPU-only cells say what they skip)")
+        lines.append(f"{'colab':<10} {'yes' if self.colab else 'no'}")
+        for name, version in self.versions.items():
+            lines.append(f"{name:<10} {version or 'not installed'}")
+        ok = [e for e, usable in self.extras.items() if usable]
+        lines.append(f"{'extras':<10} usable: {', '.join(ok) if ok else 'none'}")
+        for extra, fix in self.missing.items():
+            lines.append(f"{'missing':<10} {extra}: {fix}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython display: the same text as the terminal
+        printer.text(self.to_text())
+
+
+def doctor() -> DoctorReport:
+    """Describe this machine and this installation of efflab.
+
+    Returns
+    -------
+    DoctorReport
+        Printable; ``report.missing`` maps each unusable extra to the command that installs it.
+
+    Examples
+    --------
+    >>> report = doctor()
+    >>> report.cpu_count >= 1
+    True
+    >>> "numpy" in report.versions
+    True
+    """
+    versions = {name: _version(name) for name in ("numpy", "torch", "matplotlib", "ipywidgets", "sklearn")}
+    versions = {"efflab": _version("efflab"), **versions}
+    extras = {extra: all(importlib.util.find_spec(m) is not None for m in mods) for extra, mods in EXTRAS.items()}
+    return DoctorReport(
+        python=platform.python_version(),
+        platform=f"{platform.system()} {platform.machine()}",
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count() or 1,
+        colab=in_colab(),
+        versions=versions,
+        gpu=_gpu_info(),
+        extras=extras,
+    )
