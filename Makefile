@@ -1,0 +1,70 @@
+# The README's two commands:
+#   make book   create .venv, install everything, fetch the offline assets, build the book into _build/html
+#   make test   the same install, then lint and the full test suite (unit tests, doctests, strict nbval on every
+#               notebook, the book built with -W)
+# Helpers: make outputs (re-execute notebooks in place), make book EXECUTE=force (re-execute for one build), make clean.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.efflab-installed
+# The CPU wheel that lies on these machines' disk; the package itself asks only torch>=2.2 so Colab keeps its CUDA build.
+TORCH_PIN := torch==2.13.0
+# Offline book assets, pinned, from the npm registry (not committed, never loaded from a CDN).
+MATHJAX := mathjax@3.2.2
+REQUIREJS := requirejs@2.3.8
+# html-manager 1.x renders ipywidgets 8 state (controls 2.0); myst-nb's own default is 1.0.6 from a CDN.
+HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
+ASSETS := _vendor/static/.fetched
+EXECUTE ?= off
+
+.PHONY: book test install assets outputs clean
+
+book: $(STAMP) $(ASSETS)
+ifeq ($(EXECUTE),off)
+	$(BIN)/jupyter-book build . -W --keep-going -n
+else
+	mkdir -p _build
+	sed -e 's/execute_notebooks: "off"/execute_notebooks: "$(EXECUTE)"/' _config.yml > _build/_config.$(EXECUTE).yml
+	$(BIN)/jupyter-book build . -W --keep-going -n --config _build/_config.$(EXECUTE).yml
+endif
+	@echo
+	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP) $(ASSETS)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/efflab sync-notebooks --check
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_PIN)" -e ".[dev]"
+	touch $@
+
+assets: $(ASSETS)
+
+$(ASSETS): Makefile
+	rm -rf _vendor
+	mkdir -p _vendor/npm _vendor/static/html-manager
+	cd _vendor/npm && npm pack --silent $(MATHJAX) $(REQUIREJS) $(HTML_MANAGER) > /dev/null
+	tar -xzf _vendor/npm/mathjax-*.tgz -C _vendor/npm package/es5
+	mv _vendor/npm/package/es5 _vendor/static/mathjax
+	tar -xzf _vendor/npm/requirejs-*.tgz -C _vendor/npm package/require.js
+	mv _vendor/npm/package/require.js _vendor/static/require.js
+	tar -xzf _vendor/npm/jupyter-widgets-html-manager-*.tgz -C _vendor/npm package/dist
+	mv _vendor/npm/package/dist/embed-amd.js _vendor/npm/package/dist/*.woff* _vendor/npm/package/dist/*.ttf \
+	   _vendor/npm/package/dist/*.eot _vendor/npm/package/dist/*.svg _vendor/static/html-manager/
+	rm -rf _vendor/npm/package
+	touch $@
+
+outputs: $(STAMP)
+	for nb in $$(find chapters labs/masters -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort); do \
+	  echo "executing $$nb"; $(BIN)/jupyter execute --inplace --timeout=600 "$$nb"; done
+
+clean:
+	rm -rf _build _vendor .pytest_cache .ruff_cache

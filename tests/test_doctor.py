@@ -1,0 +1,73 @@
+"""efflab doctor names this machine correctly and says how to fix what is missing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+from efflab.doctor import EXTRAS, DoctorReport, cpu_model, doctor
+
+
+def _cpuinfo_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+def test_report_matches_this_machine():
+    report = doctor()
+    assert report.python == platform.python_version()
+    assert report.cpu_count == os.cpu_count()
+    expected_model = _cpuinfo_model()
+    if expected_model:
+        assert report.cpu == expected_model == cpu_model()
+    import numpy
+
+    assert report.versions["numpy"] == numpy.__version__
+
+
+def test_text_names_cpu_gpu_and_colab():
+    text = doctor().to_text()
+    assert doctor().cpu in text
+    assert f"{os.cpu_count()} logical cores" in text
+    assert "colab" in text and "gpu" in text
+
+
+def test_missing_extras_come_with_the_command_that_fixes_them():
+    report = DoctorReport(
+        python="3.11.0",
+        platform="Linux x86_64",
+        cpu="test CPU",
+        cpu_count=2,
+        colab=False,
+        versions={"numpy": "2.0", "torch": None},
+        extras={"measure": False, "plots": True, "widgets": False},
+    )
+    assert set(report.missing) == {"measure", "widgets"}
+    assert "torch==2.13.0" in report.missing["measure"]  # locally: the small CPU wheel
+    assert 'pip install "efflab[widgets]"' in report.missing["widgets"]
+    colab = DoctorReport(**{**report.__dict__, "colab": True})
+    assert "torch==" not in colab.missing["measure"]  # never reinstall torch over Colab's CUDA build
+    assert "torch    not installed" in report.to_text() or "not installed" in report.to_text()
+
+
+def test_every_extra_is_declared_in_pyproject(repo_root):
+    import tomllib
+
+    declared = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(EXTRAS) <= set(declared)
+
+
+def test_cli_doctor_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "efflab", "doctor"], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert doctor().cpu in out
+    assert "python" in out
