@@ -1,0 +1,447 @@
+"""Hardware catalog: datasheet ceilings of common accelerators, and an estimate for the machine you are on.
+
+Every figure is a DENSE peak (NVIDIA datasheets print sparse Tensor Core figures, 2x the dense ones, with an asterisk;
+those are never stored here), bandwidth is decimal (3.35 TB/s = 3.35e12 bytes/s), and every figure carries its source
+in ``Device.sources``. ``detect()`` returns the catalog entry of a known GPU, or a CPU estimate from core count, clock
+and vector width that is marked ``estimated``: measure the real ceilings with ``efflab.measure_ceilings``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from efflab import _validate as v
+from efflab.roofline import DTYPE_BYTES, Roofline
+
+__all__ = [
+    "CATALOG",
+    "Device",
+    "cpu_bandwidth_bytes_per_s",
+    "cpu_device",
+    "cpu_peak_flops_per_s",
+    "detect",
+    "fp32_lanes_from_flags",
+    "get_device",
+    "match_gpu_name",
+    "parse_cpuinfo",
+]
+
+_FIELDS = ("bandwidth_bytes_per_s", "tdp_w", "l2_bytes", "year")
+
+
+@dataclass(frozen=True)
+class Device:
+    """One machine's datasheet (or estimated) ceilings, with the source of each figure.
+
+    ``sources`` maps a figure ("peak_flops_per_s.bf16", "bandwidth_bytes_per_s", "tdp_w", "l2_bytes", "year") to
+    its citation. ``ridge_point(dtype) = peak_flops_per_s[dtype] / bandwidth_bytes_per_s`` in FLOP/byte.
+
+    Examples
+    --------
+    >>> round(get_device("h100").ridge_point("bf16"), 1)
+    295.3
+    """
+
+    name: str
+    kind: str
+    peak_flops_per_s: Mapping[str, float]
+    bandwidth_bytes_per_s: float
+    tdp_w: float | None = None
+    l2_bytes: int | None = None
+    year: int | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    estimated: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"name must be a non-empty string; got {self.name!r}")
+        object.__setattr__(self, "kind", v.choice(self.kind, "kind", ("gpu", "cpu")))
+        if not isinstance(self.peak_flops_per_s, Mapping) or not self.peak_flops_per_s:
+            raise TypeError("peak_flops_per_s must be a non-empty mapping dtype -> FLOP/s")
+        peaks = {}
+        for dtype, peak in self.peak_flops_per_s.items():
+            dtype = v.choice(dtype, "peak_flops_per_s dtype", list(DTYPE_BYTES))
+            peaks[dtype] = float(v.positive(peak, f"peak_flops_per_s[{dtype!r}]", "FLOP/s"))
+        object.__setattr__(self, "peak_flops_per_s", MappingProxyType(peaks))
+        bw = v.positive(self.bandwidth_bytes_per_s, "bandwidth_bytes_per_s", "bytes/s")
+        object.__setattr__(self, "bandwidth_bytes_per_s", float(bw))
+        if self.tdp_w is not None:
+            object.__setattr__(self, "tdp_w", float(v.positive(self.tdp_w, "tdp_w", "W")))
+        if self.l2_bytes is not None:
+            object.__setattr__(self, "l2_bytes", v.integer(self.l2_bytes, "l2_bytes", "bytes", low=1))
+        if self.year is not None:
+            object.__setattr__(self, "year", v.integer(self.year, "year", low=1940, high=2100))
+        if not isinstance(self.sources, Mapping) or not all(
+            isinstance(k, str) and isinstance(s, str) for k, s in self.sources.items()
+        ):
+            raise TypeError("sources must be a mapping of figure name -> citation string")
+        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+        if not isinstance(self.estimated, bool):
+            raise TypeError(f"estimated must be True or False; got {self.estimated!r}")
+
+    def ridge_point(self, dtype: str = "fp32") -> float:
+        """Ridge point ``R_peak[dtype] / BW`` in FLOP/byte."""
+        dtype = v.choice(dtype, "dtype", list(self.peak_flops_per_s))
+        return self.peak_flops_per_s[dtype] / self.bandwidth_bytes_per_s
+
+    def roofline(self) -> Roofline:
+        """A spec-only :class:`efflab.roofline.Roofline` with one ceiling per dtype and main memory as "dram"."""
+        return Roofline.from_device(self)
+
+
+def _gpu(name, year, peaks, bandwidth, tdp_w, l2_bytes, datasheet, notes):
+    sources = {f"peak_flops_per_s.{dtype}": f"{datasheet} (dense)" for dtype in peaks}
+    sources |= {key: datasheet for key in _FIELDS}
+    sources |= notes
+    return Device(name, "gpu", peaks, bandwidth, tdp_w, l2_bytes, year, sources)
+
+
+_T4_SHEET = "NVIDIA T4 Tensor Core GPU datasheet (2019)"
+_TURING = "NVIDIA Turing GPU architecture whitepaper (TU104: 4 MB L2)"
+_V100_SHEET = "NVIDIA Tesla V100 datasheet (SXM2)"
+_AMPERE = "NVIDIA A100 Tensor Core GPU datasheet (SXM; sparse figures with * are 2x, not used)"
+_HOPPER = "NVIDIA H100 Tensor Core GPU datasheet (SXM; sparse figures with * are 2x, not used)"
+
+# Figures per /work/shared/REFERENCE.md. Turing (T4) and Volta (V100) Tensor Cores have no structured sparsity, so
+# their datasheet numbers are dense; Ampere, Ada and Hopper datasheets print sparse figures (2x), halved here.
+CATALOG: Mapping[str, Device] = MappingProxyType(
+    {
+        "T4": _gpu(
+            "NVIDIA T4",
+            2018,
+            {"fp32": 8.1e12, "fp16": 65e12, "int8": 130e12, "int4": 260e12},
+            320e9,
+            70.0,
+            4 * 2**20,
+            _T4_SHEET,
+            {
+                "bandwidth_bytes_per_s": "NVIDIA T4 product page: 320+ GB/s GDDR6 (the 2019 datasheet prints 300 GB/s)",
+                "l2_bytes": _TURING,
+                "year": "announced at GTC Japan, September 2018",
+            },
+        ),
+        "L4": _gpu(
+            "NVIDIA L4",
+            2023,
+            {"fp32": 30.3e12, "tf32": 60e12, "fp16": 121e12, "bf16": 121e12, "int8": 242.5e12},
+            300e9,
+            72.0,
+            48 * 2**20,
+            "NVIDIA L4 Tensor Core GPU datasheet (TF32 120*, FP16/BF16 242*, INT8 485* sparse, halved here)",
+            {
+                "l2_bytes": "NVIDIA Ada GPU architecture whitepaper (AD104: 48 MB L2)",
+                "year": "announced GTC, March 2023",
+            },
+        ),
+        "V100 SXM2": _gpu(
+            "NVIDIA V100 SXM2",
+            2017,
+            {"fp32": 15.7e12, "fp16": 125e12},
+            900e9,
+            300.0,
+            6 * 2**20,
+            _V100_SHEET,
+            {"l2_bytes": "NVIDIA Tesla V100 GPU architecture whitepaper (6144 KB L2)", "year": "GTC, May 2017"},
+        ),
+        "A100 40GB SXM": _gpu(
+            "NVIDIA A100 40GB SXM",
+            2020,
+            {"fp32": 19.5e12, "tf32": 156e12, "fp16": 312e12, "bf16": 312e12, "int8": 624e12, "int4": 1248e12},
+            1555e9,
+            400.0,
+            40 * 2**20,
+            _AMPERE,
+            {"l2_bytes": "NVIDIA A100 Tensor Core GPU architecture whitepaper (40 MB L2)", "year": "GTC, May 2020"},
+        ),
+        "A100 80GB SXM": _gpu(
+            "NVIDIA A100 80GB SXM",
+            2020,
+            {"fp32": 19.5e12, "tf32": 156e12, "fp16": 312e12, "bf16": 312e12, "int8": 624e12, "int4": 1248e12},
+            2039e9,
+            400.0,
+            40 * 2**20,
+            _AMPERE,
+            {"l2_bytes": "NVIDIA A100 Tensor Core GPU architecture whitepaper (40 MB L2)", "year": "November 2020"},
+        ),
+        "H100 SXM": _gpu(
+            "NVIDIA H100 SXM",
+            2022,
+            {"fp32": 67e12, "tf32": 494.7e12, "fp16": 989.4e12, "bf16": 989.4e12, "int8": 1979e12},
+            3.35e12,
+            700.0,
+            50 * 2**20,
+            _HOPPER,
+            {
+                "tdp_w": f"{_HOPPER}: up to 700 W (configurable)",
+                "l2_bytes": "NVIDIA H100 Tensor Core GPU architecture whitepaper (SXM5: 50 MB L2)",
+                "year": "shipping 2022 (announced GTC, March 2022)",
+            },
+        ),
+        "H200 SXM": _gpu(
+            "NVIDIA H200 SXM",
+            2024,
+            {"fp32": 67e12, "tf32": 494.7e12, "fp16": 989.4e12, "bf16": 989.4e12, "int8": 1979e12},
+            4.8e12,
+            700.0,
+            50 * 2**20,
+            "NVIDIA H200 Tensor Core GPU datasheet (SXM; same Hopper compute as H100 SXM, 4.8 TB/s HBM3e)",
+            {
+                "l2_bytes": "NVIDIA H100 architecture whitepaper (same GH100 die: 50 MB L2)",
+                "year": "shipping 2024 (announced November 2023)",
+            },
+        ),
+    }
+)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+# Extra spellings that name a catalog entry (normalized: lower case, letters and digits only).
+_ALIASES = {
+    "t4": "T4",
+    "teslat4": "T4",
+    "l4": "L4",
+    "v100": "V100 SXM2",
+    "v100sxm": "V100 SXM2",
+    "teslav100": "V100 SXM2",
+    "a100": "A100 40GB SXM",
+    "a10040gb": "A100 40GB SXM",
+    "a100sxm": "A100 40GB SXM",
+    "a10080gb": "A100 80GB SXM",
+    "a10080": "A100 80GB SXM",
+    "h100": "H100 SXM",
+    "h100sxm5": "H100 SXM",
+    "h200": "H200 SXM",
+}
+
+
+def match_gpu_name(name: str) -> str | None:
+    """The catalog key for a GPU name as ``torch.cuda.get_device_name()`` prints it, or None if not in the catalog.
+
+    PCIe and NVL variants have other clocks, power and bandwidth, so they do not match the SXM entries.
+
+    Examples
+    --------
+    >>> match_gpu_name("NVIDIA H100 80GB HBM3"), match_gpu_name("Tesla T4"), match_gpu_name("NVIDIA H100 PCIe")
+    ('H100 SXM', 'T4', None)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string; got {type(name).__name__}")
+    low = name.lower()
+    if "pcie" in low or "nvl" in low:
+        return None
+    if re.search(r"\bh200\b", low):
+        return "H200 SXM"
+    if re.search(r"\bh100\b", low):
+        return "H100 SXM"
+    if "a100" in low:
+        return "A100 80GB SXM" if "80gb" in low else "A100 40GB SXM" if "40gb" in low else None
+    if re.search(r"\bv100\b", low) and "sxm" in low:
+        return "V100 SXM2"
+    if re.search(r"\bt4\b", low):
+        return "T4"
+    if re.search(r"\bl4\b", low):
+        return "L4"
+    return None
+
+
+def get_device(name: str) -> Device:
+    """A catalog entry by name; case, spaces and hyphens are ignored ("h100", "A100-80GB", "Tesla T4").
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the known names.
+
+    Examples
+    --------
+    >>> get_device("a100-80gb").bandwidth_bytes_per_s
+    2039000000000.0
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string naming a device, one of {list(CATALOG)}; got {type(name).__name__}")
+    key = {_norm(k): k for k in CATALOG}.get(_norm(name)) or _ALIASES.get(_norm(name)) or match_gpu_name(name)
+    if key is None:
+        raise ValueError(f"name {name!r} is not in the catalog; known devices: {', '.join(CATALOG)}")
+    return CATALOG[key]
+
+
+# --- CPU estimate -----------------------------------------------------------------------------------------------------
+
+# Vector width in fp32 lanes by ISA extension: AVX-512 registers hold 16 fp32, AVX2 8, SSE/NEON 4.
+_LANES = (("avx512f", 16), ("avx2", 8), ("fma", 8))
+# FMA pipes per core: Intel server cores since Skylake-SP and AMD Zen 2-4 have two. An assumption, so the estimate is
+# an upper bound (e.g. Zen 4 runs AVX-512 on 256-bit pipes, halving the real peak).
+ASSUMED_FMA_UNITS = 2
+# One 64-bit DDR4-3200 channel: 3.2e9 transfers/s x 8 bytes = 25.6 GB/s (JEDEC JESD79-4). A conservative floor: the
+# channel count is not visible without root, and a VM slice may not see them all.
+DDR_TRANSFERS_PER_S = 3.2e9
+DDR_BUS_BYTES = 8
+
+
+def cpu_peak_flops_per_s(cores: int, clock_hz: float, fp32_lanes: int, fma_units: int = ASSUMED_FMA_UNITS) -> float:
+    """Estimated fp32 peak of a CPU: ``cores * clock_hz * lanes * 2 FLOP/FMA * fma_units``.
+
+    Examples
+    --------
+    Two Zen 4 cores at 2.6 GHz with AVX-512 (16 lanes), assuming 2 FMA units: 332.8 GFLOP/s.
+
+    >>> cpu_peak_flops_per_s(2, 2.6e9, 16) / 1e9
+    332.8
+    """
+    cores = v.integer(cores, "cores", "cores", low=1)
+    clock = v.positive(clock_hz, "clock_hz", "Hz")
+    if clock.ndim:
+        raise ValueError(f"clock_hz must be a single number (Hz); got shape {clock.shape}")
+    lanes = v.integer(fp32_lanes, "fp32_lanes", "lanes", low=1)
+    fma_units = v.integer(fma_units, "fma_units", "units per core", low=1)
+    return cores * float(clock) * lanes * 2 * fma_units
+
+
+def cpu_bandwidth_bytes_per_s(channels: int = 1, transfers_per_s: float = DDR_TRANSFERS_PER_S) -> float:
+    """Estimated DRAM bandwidth: ``channels * transfers_per_s * 8 bytes`` (a 64-bit DDR channel).
+
+    Examples
+    --------
+    >>> cpu_bandwidth_bytes_per_s() / 1e9
+    25.6
+    """
+    channels = v.integer(channels, "channels", "channels", low=1)
+    rate = v.positive(transfers_per_s, "transfers_per_s", "transfers/s")
+    if rate.ndim:
+        raise ValueError(f"transfers_per_s must be a single number; got shape {rate.shape}")
+    return channels * float(rate) * DDR_BUS_BYTES
+
+
+def fp32_lanes_from_flags(flags) -> int:
+    """fp32 SIMD lanes from CPU flags: avx512f -> 16, avx2 or fma -> 8, otherwise 4 (SSE/NEON).
+
+    >>> fp32_lanes_from_flags({"sse2", "avx2", "fma"})
+    8
+    """
+    if isinstance(flags, str):
+        flags = flags.split()
+    flags = set(flags)
+    return next((lanes for flag, lanes in _LANES if flag in flags), 4)
+
+
+def parse_cpuinfo(text: str) -> dict:
+    """Model name, clock (Hz), flags, and threads per core from the text of ``/proc/cpuinfo``.
+
+    >>> parse_cpuinfo("model name : AMD EPYC\\ncpu MHz : 2596.1\\nsiblings : 2\\ncpu cores : 2\\nflags : fma avx2")
+    {'model_name': 'AMD EPYC', 'clock_hz': 2596100000.0, 'flags': ('fma', 'avx2'), 'threads_per_core': 1}
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string; got {type(text).__name__}")
+    facts = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if sep and key not in facts:
+            facts[key] = value.strip()
+    clock = facts.get("cpu mhz")
+    siblings, cores = facts.get("siblings", ""), facts.get("cpu cores", "")
+    threads = int(siblings) // int(cores) if siblings.isdigit() and cores.isdigit() and int(cores) else 1
+    return {
+        "model_name": facts.get("model name", "unknown CPU"),
+        "clock_hz": float(clock) * 1e6 if clock else None,
+        "flags": tuple(facts.get("flags", "").split()),
+        "threads_per_core": max(threads, 1),
+    }
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None) -> Device:
+    """An estimated CPU :class:`Device` from ``/proc/cpuinfo`` (or the text given) and the CPUs this process may use.
+
+    ``peak fp32 = cores * clock * lanes * 2 * fma_units`` (see :func:`cpu_peak_flops_per_s`), fp64 at half the lanes;
+    bandwidth from one DDR4-3200 channel (see :func:`cpu_bandwidth_bytes_per_s`). All figures are ``estimated``.
+
+    >>> d = cpu_device("model name : Test\\ncpu MHz : 2000\\nflags : avx2", logical_cpus=4)
+    >>> d.estimated, d.peak_flops_per_s["fp32"] / 1e9
+    (True, 256.0)
+    """
+    facts = parse_cpuinfo(_read("/proc/cpuinfo") if cpuinfo_text is None else cpuinfo_text)
+    if logical_cpus is None:
+        logical_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    logical_cpus = v.integer(logical_cpus, "logical_cpus", "CPUs", low=1)
+    cores = max(1, logical_cpus // facts["threads_per_core"])
+    clock_hz, clock_src = facts["clock_hz"], "/proc/cpuinfo 'cpu MHz'"
+    max_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip() if cpuinfo_text is None else ""
+    if max_khz.isdigit():
+        clock_hz, clock_src = int(max_khz) * 1e3, "cpufreq cpuinfo_max_freq"
+    if clock_hz is None:
+        raise ValueError("clock_hz unknown: /proc/cpuinfo has no 'cpu MHz' line and cpufreq is unavailable")
+    lanes = fp32_lanes_from_flags(facts["flags"])
+    peak = cpu_peak_flops_per_s(cores, clock_hz, lanes)
+    formula = (
+        f"estimate: {cores} cores x {clock_hz / 1e9:.3g} GHz ({clock_src}) x {{lanes}} lanes x 2 FLOP/FMA"
+        f" x {ASSUMED_FMA_UNITS} FMA units (assumed)"
+    )
+    bw = cpu_bandwidth_bytes_per_s()
+    sources = {
+        "peak_flops_per_s.fp32": formula.format(lanes=lanes),
+        "peak_flops_per_s.fp64": formula.format(lanes=lanes // 2),
+        "bandwidth_bytes_per_s": "estimate: one 64-bit DDR4-3200 channel, 3.2e9 transfers/s x 8 bytes (a floor)",
+    }
+    cache_bytes = _last_level_cache_bytes() if cpuinfo_text is None else None
+    if cache_bytes is not None:
+        sources["l2_bytes"] = "last-level cache size from /sys/devices/system/cpu/cpu0/cache (OS-reported)"
+    name = f"{facts['model_name']} ({cores} cores)"
+    peaks = {"fp32": peak, "fp64": peak / 2}
+    return Device(name, "cpu", peaks, bw, l2_bytes=cache_bytes, sources=sources, estimated=True)
+
+
+def _last_level_cache_bytes() -> int | None:
+    # sysfs lists each cache level as index*/level and index*/size ("32768K"); the highest level is the last.
+    best = (0, None)
+    for index in range(8):
+        base = f"/sys/devices/system/cpu/cpu0/cache/index{index}"
+        level, size = _read(f"{base}/level").strip(), _read(f"{base}/size").strip()
+        match = re.fullmatch(r"(\d+)([KMG]?)", size)
+        if level.isdigit() and match:
+            scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[match.group(2)]
+            best = max(best, (int(level), int(match.group(1)) * scale), key=lambda pair: pair[0])
+    return best[1]
+
+
+def detect() -> Device:
+    """Describe the machine this runs on: the catalog entry of a known CUDA GPU, else an estimated CPU device.
+
+    torch is imported here, lazily; without torch or CUDA the CPU estimate is returned. An unknown GPU gives a warning
+    and the CPU estimate: its figures cannot be guessed.
+
+    Examples
+    --------
+    >>> detect().kind in ("gpu", "cpu")
+    True
+    """
+    try:
+        import torch
+    except ImportError:
+        return cpu_device()
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(0)
+        key = match_gpu_name(gpu)
+        if key is not None:
+            return CATALOG[key]
+        warnings.warn(
+            f"GPU {gpu!r} is not in the efflab catalog ({', '.join(CATALOG)}); returning the CPU estimate. "
+            "Build a Device from its datasheet or measure it with efflab.measure_ceilings.",
+            stacklevel=2,
+        )
+    return cpu_device()
