@@ -1,0 +1,123 @@
+"""Exercise checks for students and a grader for instructors, on nbformat + nbclient.
+
+One source per lab
+------------------
+Each lab has one solved **master** notebook, ``labs/masters/<lab_id>.ipynb``, and a grading spec,
+``efflab/grading/labs/<lab_id>.py`` (questions, points, public cases, hidden-input generators, reference solutions;
+see :mod:`efflab.grading.spec`). ``efflab assign`` turns the master into the **student** notebook ``labs/<lab_id>.ipynb``.
+The marking convention in masters:
+
+- ``# BEGIN SOLUTION [message]`` … ``# END SOLUTION`` lines in a code cell enclose a solution. Inside a function body
+  the region becomes ``raise NotImplementedError("Exercise N: message")`` at the region's indentation (the cell still
+  defines the function; calling it raises). At the top level of a cell it becomes ``name = ...  # Exercise N: message``
+  for every name the region assigns, so the cell runs. In Markdown cells ``<!-- BEGIN SOLUTION -->`` …
+  ``<!-- END SOLUTION -->`` becomes "*Your answer here.*".
+- A cell tagged ``hidden`` is dropped from the student notebook, and so are ``# BEGIN HIDDEN`` … ``# END HIDDEN`` lines.
+- Everything else (the managed Colab badge and setup cells, other tags such as ``nbval-ignore-output``) is kept;
+  outputs and execution counts are cleared.
+
+Student feedback
+----------------
+``check("demo.q1", intensity)`` runs the public cases of question ``q1`` of lab ``demo`` and prints ✓ or ✗ with a hint.
+It never raises in a student notebook (a stub's ``NotImplementedError`` prints "not attempted yet"), so the notebook
+runs top to bottom; with ``EFFLAB_STRICT_CHECK=1`` a failed check raises ``AssertionError`` (CI runs masters so).
+
+Grading
+-------
+``efflab grade`` (:mod:`efflab.grading.grade`) runs each submission in a sandboxed child process
+(:mod:`efflab.grading.runner`) and compares its answers on hidden inputs with the answer key in the grader's process.
+"""
+
+from __future__ import annotations
+
+import os
+
+from efflab.grading.spec import Case, Lab, Question, load_lab, matches
+
+__all__ = ["Case", "Lab", "Question", "check", "load_lab"]
+
+STRICT_ENV = "EFFLAB_STRICT_CHECK"  # "1": a failed check raises AssertionError (CI on masters)
+GRADING_ENV = "EFFLAB_GRADING"  # "1" inside the grader's sandbox: checks are skipped (and the specs are hidden)
+
+
+def _not_attempted(value) -> bool:
+    return value is Ellipsis or value is None
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check(question_id: str, answer, lab: str | None = None) -> bool:
+    """Run the public cases of a question on a student's function or value and print ✓/✗ with a hint.
+
+    Parameters
+    ----------
+    question_id : str
+        ``"<lab_id>.<question>"`` such as ``"demo.q1"``, or ``"q1"`` together with ``lab="demo"``.
+    answer : callable or value
+        The student's function (function questions) or computed value (value questions).
+    lab : str, optional
+        The lab id, when ``question_id`` does not carry it.
+
+    Returns
+    -------
+    bool
+        True when every public case passes. Never raises unless ``EFFLAB_STRICT_CHECK=1``, where a failure raises
+        ``AssertionError``; inside the grader's sandbox (``EFFLAB_GRADING=1``) it does nothing and returns False.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check("demo.q1", lambda flops, bytes_moved: np.divide(flops, bytes_moved))
+    ✓ demo.q1 (intensity): 2/2 public cases pass
+    True
+    >>> def stub(flops, bytes_moved):
+    ...     raise NotImplementedError("Exercise 1: compute the intensity")
+    >>> check("q1", stub, lab="demo")
+    … demo.q1 (intensity): not attempted yet (Exercise 1: compute the intensity)
+    False
+    """
+    strict = os.environ.get(STRICT_ENV) == "1"
+    if os.environ.get(GRADING_ENV) == "1":
+        return False
+    if lab is None and "." in question_id:
+        lab, question_id = question_id.rsplit(".", 1)
+    label = f"{lab}.{question_id}"
+    try:
+        if lab is None:
+            raise ValueError('name the lab: check("lab_id.q1", ...) or check("q1", ..., lab="lab_id")')
+        q = load_lab(lab, keys_dir=os.environ.get("EFFLAB_KEYS")).question(question_id)
+    except (KeyError, ValueError) as exc:
+        return _report(False, f"✗ {label}: cannot check: {exc}", strict)
+    label = f"{label} ({q.name})"
+    cases = q.public if q.kind == "function" else (Case(()),)
+    if q.kind == "function" and not callable(answer):
+        return _report(False, f"✗ {label}: expected a function, got {_short(answer)}", strict)
+    if q.kind == "value" and _not_attempted(answer):
+        return _report(False, f"… {label}: not attempted yet (set {q.name} to your answer)", strict)
+    for number, case in enumerate(cases, 1):
+        try:
+            got = answer(*case.args) if q.kind == "function" else answer
+        except NotImplementedError as exc:
+            return _report(False, f"… {label}: not attempted yet ({exc})", strict)
+        except Exception as exc:  # a student's bug: report it, keep the notebook running
+            msg = f"✗ {label}: case {number} raised {type(exc).__name__}: {exc}. Hint: {q.hint}"
+            return _report(False, msg, strict)
+        expected = q.reference(*case.args)
+        ok, why = matches(got, expected, q)
+        if not ok:
+            args = ", ".join(_short(a, 40) for a in case.args)
+            msg = f"✗ {label}: case {number} ({args}) gave {_short(got)}, expected {_short(expected)}: {why}."
+            return _report(False, msg + (f" Hint: {q.hint}" if q.hint else ""), strict)
+    if q.kind == "value":
+        return _report(True, f"✓ {label}: correct", strict)
+    return _report(True, f"✓ {label}: {len(cases)}/{len(cases)} public cases pass", strict)
+
+
+def _report(ok: bool, message: str, strict: bool) -> bool:
+    print(message)
+    if strict and not ok:
+        raise AssertionError(message)
+    return ok

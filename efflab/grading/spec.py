@@ -1,0 +1,222 @@
+"""A lab's grading spec: its questions, points, public cases, hidden-input generators and reference solutions.
+
+A spec is a plain Python module that defines ``LAB = Lab(...)``. Shipped specs live in ``efflab/grading/labs/<lab_id>.py``
+(so ``efflab grade --lab lab1_roofline`` works from a pip install); an instructor can keep private ones in a folder
+passed as ``--keys DIR`` (``DIR/<lab_id>.py`` then replaces the shipped spec), and tests load one from a path.
+
+Expected values are computed in the grader's own process by calling ``Question.reference`` on the inputs; they are
+never written to a file and never handed to the student's process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Case", "Question", "Lab", "load_lab", "lab_source", "hidden_cases", "matches", "to_plain_array"]
+
+KINDS = ("function", "value")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input of a function question: positional arguments (numbers, strings or numeric arrays)."""
+
+    args: tuple = ()
+
+
+@dataclass(frozen=True)
+class Question:
+    """One graded question.
+
+    ``kind="function"``: the notebook defines a function called ``name``; it is called on each case and its result
+    compared with ``reference(*case.args)``. ``kind="value"``: the notebook defines a variable ``name``; it is compared
+    with ``reference()``. Comparison is ``numpy.allclose(answer, expected, rtol, atol)`` with equal shapes (exact
+    equality for strings), or ``compare(answer, expected) -> bool`` when given; it always runs in the grader.
+    """
+
+    id: str  # "q1": the column name in the gradebook and the key for check()
+    name: str  # the function or variable the student's notebook defines
+    points: float
+    reference: Callable[..., Any]
+    kind: str = "function"
+    public: tuple[Case, ...] = ()  # what check() runs in the student's notebook (expected from reference)
+    hidden: Callable[[np.random.Generator], Sequence[Case]] | None = None  # fresh inputs for grading
+    hint: str = ""
+    rtol: float = 1e-6  # relative tolerance: answers computed in another order differ in the last bits
+    atol: float = 0.0
+    partial: bool = False  # True: points scale with the fraction of hidden cases passed; False: all or nothing
+    time_limit_s: float = 10.0  # per call of the student's function on one hidden case
+    compare: Callable[[np.ndarray, np.ndarray], bool] | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Question.kind must be one of {KINDS}; got {self.kind!r}")
+        if not self.id.isidentifier() or not self.name.isidentifier():
+            raise ValueError(f"Question id and name must be identifiers; got {self.id!r}, {self.name!r}")
+        if not self.points > 0:
+            raise ValueError(f"Question.points must be > 0; got {self.points!r}")
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A lab: its id (the master's file stem), a title, its questions and the seed of its hidden inputs."""
+
+    lab_id: str
+    questions: tuple[Question, ...]
+    title: str = ""
+    seed: int = 0  # default seed of the hidden inputs; `efflab grade --seed` overrides it
+    source: str = field(default="", compare=False)  # the file the spec was loaded from (hidden from submissions)
+
+    def __post_init__(self):
+        ids = [q.id for q in self.questions]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"Lab {self.lab_id!r} has duplicate question ids: {ids}")
+
+    @property
+    def max_total(self) -> float:
+        """Sum of the points of all questions."""
+        return float(sum(q.points for q in self.questions))
+
+    def question(self, question_id: str) -> Question:
+        """The question with this id (``KeyError`` listing the known ids otherwise)."""
+        for q in self.questions:
+            if q.id == question_id:
+                return q
+        raise KeyError(f"lab {self.lab_id!r} has no question {question_id!r}; it has {[q.id for q in self.questions]}")
+
+
+def _load_path(path: Path) -> Lab:
+    name = f"_efflab_spec_{path.stem}_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot load a lab spec from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling-free introspection want the module registered
+    spec.loader.exec_module(module)
+    lab = getattr(module, "LAB", None)
+    if not isinstance(lab, Lab):
+        raise ValueError(f"{path} does not define LAB = Lab(...)")
+    return Lab(lab.lab_id, lab.questions, lab.title, lab.seed, source=str(path.resolve()))
+
+
+def load_lab(lab: str | Path, keys_dir: str | Path | None = None) -> Lab:
+    """Load a lab spec: a path to a ``.py`` file, ``DIR/<lab>.py`` under ``keys_dir``, or a shipped lab id.
+
+    Parameters
+    ----------
+    lab : str or Path
+        ``"lab1_roofline"`` (shipped in ``efflab.grading.labs``), or a path to a spec module.
+    keys_dir : str or Path, optional
+        A private folder of specs; ``keys_dir/<lab>.py`` wins over the shipped one.
+
+    Examples
+    --------
+    >>> load_lab("no_such_lab")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown lab 'no_such_lab': no spec file ... and no module efflab.grading.labs.no_such_lab
+    """
+    text = str(lab)
+    if text.endswith(".py") or Path(text).is_file():
+        return _load_path(Path(text))
+    if keys_dir is not None:
+        private = Path(keys_dir) / f"{text}.py"
+        if private.is_file():
+            return _load_path(private)
+    if not text.isidentifier():
+        raise ValueError(f"lab must be a lab id (an identifier) or a path to a spec .py file; got {text!r}")
+    try:
+        module = importlib.import_module(f"efflab.grading.labs.{text}")
+    except ModuleNotFoundError:
+        where = f"{Path(keys_dir) / (text + '.py')}" if keys_dir else "(no --keys folder given)"
+        raise ValueError(
+            f"unknown lab {text!r}: no spec file {where} and no module efflab.grading.labs.{text}"
+        ) from None
+    found = getattr(module, "LAB", None)
+    if not isinstance(found, Lab):
+        raise ValueError(f"efflab.grading.labs.{text} does not define LAB = Lab(...)")
+    return Lab(found.lab_id, found.questions, found.title, found.seed, source=str(Path(module.__file__).resolve()))
+
+
+def lab_source(lab: Lab) -> Path | None:
+    """The file the spec came from (its folder is hidden from submissions while they run), if known."""
+    return Path(lab.source) if lab.source else None
+
+
+def to_plain_array(value: Any, what: str = "value") -> np.ndarray:
+    """Convert an answer to a plain numpy array (numbers, booleans or strings); refuse objects.
+
+    >>> to_plain_array([1, 2.5]).dtype
+    dtype('float64')
+    >>> to_plain_array({"a": 1})
+    Traceback (most recent call last):
+    ...
+    TypeError: value must be a number, a string or an array of them; got dict
+    """
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and objects whose __array__ raises
+        raise TypeError(f"{what} must be a number, a string or an array of them; got {type(value).__name__}") from exc
+    if array.dtype.kind not in "biufU":
+        raise TypeError(f"{what} must be a number, a string or an array of them; got {type(value).__name__}")
+    return array
+
+
+def hidden_cases(lab: Lab, seed: int | None = None) -> dict[str, list[Case]]:
+    """The hidden cases of every function question, drawn from one ``numpy.random.Generator`` per question.
+
+    Each question gets its own stream (``SeedSequence([seed, index])``) so adding a question leaves the others' inputs
+    unchanged. Value questions have no inputs (an empty list).
+    """
+    seed = lab.seed if seed is None else int(seed)
+    cases = {}
+    for index, q in enumerate(lab.questions):
+        if q.kind == "value" or q.hidden is None:
+            cases[q.id] = [Case(())] if q.kind == "value" else list(q.public)
+            continue
+        rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+        drawn = [c if isinstance(c, Case) else Case(tuple(c)) for c in q.hidden(rng)]
+        if not drawn:
+            raise ValueError(f"question {q.id!r}: its hidden generator returned no cases")
+        cases[q.id] = drawn
+    return cases
+
+
+def matches(answer: Any, expected: Any, question: Question) -> tuple[bool, str]:
+    """Compare an answer with the expected value the way the grader does; return ``(ok, reason)``.
+
+    Numbers: same shape (a scalar equals a size-1 array) and ``numpy.allclose(answer, expected, rtol, atol)``, NaN never
+    equal. Strings: exact equality. ``question.compare`` replaces both when given.
+
+    >>> q = Question("q1", "f", 1, reference=abs, rtol=1e-6)
+    >>> matches([1.0, 2.0], [1.0, 2.0000001], q)
+    (True, 'ok')
+    >>> matches([1.0, 2.0], [1.0, 2.5], q)[0]
+    False
+    """
+    try:
+        got = to_plain_array(answer, "the answer")
+    except TypeError as exc:
+        return False, str(exc)
+    want = np.asarray(expected)
+    if question.compare is not None:
+        ok = bool(question.compare(got, want))
+        return ok, "ok" if ok else "custom comparison failed"
+    if got.shape != want.shape and not (got.size == 1 and want.size == 1):
+        return False, f"shape {got.shape} but expected shape {want.shape}"
+    if want.dtype.kind == "U" or got.dtype.kind == "U":
+        ok = got.dtype.kind == want.dtype.kind and bool(np.all(got.reshape(want.shape) == want))
+        return ok, "ok" if ok else "different text"
+    got = got.reshape(want.shape).astype(float)
+    if not np.all(np.isfinite(got)):
+        return False, "contains NaN or infinity"
+    ok = bool(np.allclose(got, want.astype(float), rtol=question.rtol, atol=question.atol))
+    return ok, "ok" if ok else f"not within rtol={question.rtol:g}, atol={question.atol:g} of the expected value"
