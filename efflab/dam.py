@@ -186,7 +186,7 @@ def diagnose(
     idle_time_s : float
         Time the device sat idle between dispatches (launch and framework overhead), s >= 0.
     flops, bytes_moved : float, optional
-        Work done and bytes moved over the measured interval (FLOP >= 0, bytes > 0).
+        Work done and bytes moved over the measured interval (FLOP >= 0, at most ``R_peak * T``; bytes > 0).
     peak_flops_per_s, bandwidth_bytes_per_s : float, optional
         Device ceilings (FLOP/s, bytes/s, > 0).
     wall_time_s : float, optional
@@ -238,6 +238,11 @@ def diagnose(
     if None not in (flops, bytes_moved, peak, bw):
         classification = classify(flops, bytes_moved, peak, bw)
     mfu = None if flops is None or peak is None else flops / (wall * peak)
+    if mfu is not None and mfu > 1 + 1e-9:
+        raise ValueError(
+            f"flops must be <= peak_flops_per_s * wall time ({peak * wall:.4g} FLOP); got {flops:.4g} "
+            f"(MFU {mfu:.3g} > 1: check the units, or the peak's dtype)"
+        )
 
     if dominant == "data":
         regime = "input"

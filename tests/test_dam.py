@@ -1,0 +1,215 @@
+"""D·A·M diagnosis on hand-built scenarios: a starving input pipeline, a latency cliff, a compute wall, and 7B decode."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from efflab.dam import FIXES, diagnose
+from efflab.roofline import remedies
+
+H100 = {"peak_flops_per_s": 989.4e12, "bandwidth_bytes_per_s": 3.35e12}  # H100 SXM datasheet, dense bf16
+
+
+def test_starving_input_pipeline():
+    # 60 % of each step waits on the data loader.
+    kwargs = {"data_time_s": 0.6, "compute_time_s": 0.35, "idle_time_s": 0.05}
+    d = diagnose(**kwargs, proposed_fix="change_model")
+    assert (d.axis, d.regime, d.wall_time_s) == ("data", "input", 1.0)
+    assert d.data_fraction == pytest.approx(0.6) and d.compute_fraction == pytest.approx(0.35)
+    assert d.scorecard.io_overhead.verdict == "fail" and d.scorecard.io_overhead.value == pytest.approx(0.6)
+    assert d.scorecard.utilization.verdict == "warn"  # busy 35 % < 80 %
+    assert d.scorecard.mfu is None and d.scorecard.intensity is None
+    assert d.anti_pattern == "model twiddle"
+    assert any("workers" in lever for lever in d.works)
+    assert diagnose(**kwargs, proposed_fix="faster_gpu").anti_pattern == "hardware crutch"
+    assert diagnose(**kwargs, proposed_fix="fuse_kernels").anti_pattern == "premature optimizer"
+    assert diagnose(**kwargs, proposed_fix="more_loader_workers").anti_pattern is None
+
+
+def test_latency_cliff():
+    # Thousands of tiny kernels: the device idles between dispatches 80 % of the time.
+    kwargs = {"data_time_s": 0.0, "compute_time_s": 0.02, "idle_time_s": 0.08, "flops": 1e9, "bytes_moved": 1e8, **H100}
+    d = diagnose(**kwargs, proposed_fix="faster_gpu")
+    assert (d.axis, d.regime, d.dominant_term) == ("machine", "latency", "L_lat")
+    assert d.works == remedies("latency").works and d.wasted == remedies("latency").wasted
+    assert d.anti_pattern == "hardware crutch"
+    assert diagnose(**kwargs, proposed_fix="fuse_kernels").anti_pattern is None
+    assert diagnose(**kwargs, proposed_fix="better_kernel").anti_pattern == "premature optimizer"
+    # MFU is computed on the wall time: 1e9 / (0.1 s * 989.4e12)
+    assert d.scorecard.mfu.value == pytest.approx(1e9 / (0.1 * 989.4e12)) and d.scorecard.mfu.verdict == "fail"
+
+
+def test_compute_wall():
+    # An 8192^3 bf16 matmul chain near peak: compute-bound, MFU passes -> only fewer operations (algorithm) help.
+    flops = 2 * 8192**3 * 100
+    nbytes = 3 * 8192**2 * 2 * 100
+    time_s = flops / (0.8 * H100["peak_flops_per_s"])
+    kwargs = {"data_time_s": 0.0, "compute_time_s": time_s, "flops": flops, "bytes_moved": nbytes, **H100}
+    d = diagnose(**kwargs, proposed_fix="more_bandwidth")
+    assert (d.regime, d.axis) == ("compute", "algorithm")
+    assert d.classification.regime == "compute"
+    assert d.scorecard.mfu.value == pytest.approx(0.8) and d.scorecard.mfu.verdict == "pass"
+    assert d.scorecard.intensity.value == pytest.approx(8192 / 3) and d.scorecard.intensity.verdict == "pass"
+    assert d.anti_pattern == "hardware crutch"
+    assert diagnose(**kwargs, proposed_fix="faster_gpu").anti_pattern is None
+    assert diagnose(**kwargs, proposed_fix="more_loader_workers").anti_pattern == "premature optimizer"
+    # the same work at 10 % of peak: compute-bound with a failing MFU -> the machine axis (eta is low)
+    slow = diagnose(**{**kwargs, "compute_time_s": flops / (0.1 * H100["peak_flops_per_s"])})
+    assert (slow.regime, slow.axis, slow.scorecard.mfu.verdict) == ("compute", "machine", "fail")
+
+
+def test_7b_decode_memory_bound():
+    kwargs = {"data_time_s": 0.0, "compute_time_s": 0.05, "flops": 1.4e10, "bytes_moved": 1.4e10, **H100}
+    d = diagnose(**kwargs, proposed_fix="faster_gpu")
+    assert (d.regime, d.axis, d.anti_pattern) == ("memory", "data", "hardware crutch")
+    assert d.scorecard.mfu.value == pytest.approx(1.4e10 / 0.05 / 989.4e12)  # 0.28 TFLOP/s -> 0.03 %
+    assert d.scorecard.intensity.verdict == "fail"  # 1 FLOP/B against a ridge of 295
+    for fix in ("quantize", "prune", "bigger_batch", "fuse_kernels"):
+        assert diagnose(**kwargs, proposed_fix=fix).anti_pattern is None
+
+
+def test_fixes_follow_the_source_table():
+    # The source book's Table 1: what works must not be flagged, what is wasted must be.
+    base = {"data_time_s": 0.0, **H100}
+    memory = {**base, "compute_time_s": 1.0, "flops": 1e9, "bytes_moved": 1e9}
+    compute = {**base, "compute_time_s": 1.0, "flops": 5e14, "bytes_moved": 1e9}
+    latency = {**base, "compute_time_s": 0.1, "idle_time_s": 1.0}
+    cases = [
+        (memory, ("quantize", "prune", "bigger_batch"), ("faster_gpu",)),
+        (compute, ("better_kernel", "faster_gpu"), ("more_bandwidth",)),
+        (latency, ("fuse_kernels", "async_dispatch", "bigger_batch"), ("faster_gpu", "more_bandwidth")),
+    ]
+    for kwargs, works, wasted in cases:
+        for fix in works:
+            assert diagnose(**kwargs, proposed_fix=fix).anti_pattern is None, fix
+        for fix in wasted:
+            assert diagnose(**kwargs, proposed_fix=fix).anti_pattern == "hardware crutch", fix
+    for fix in FIXES:  # every fix gets a verdict in every regime
+        for kwargs in (memory, compute, latency, {"data_time_s": 1.0, "compute_time_s": 0.1}):
+            d = diagnose(**kwargs, proposed_fix=fix)
+            assert d.anti_pattern in (None, "hardware crutch", "model twiddle", "premature optimizer")
+            assert d.reason
+
+
+@pytest.mark.parametrize(
+    ("data_s", "verdict"), [(0.005, "pass"), (0.01, "warn"), (0.05, "warn"), (0.10, "warn"), (0.2, "fail")]
+)
+def test_io_overhead_thresholds(data_s, verdict):
+    d = diagnose(data_time_s=data_s, compute_time_s=1.0 - data_s)
+    assert d.scorecard.io_overhead.value == pytest.approx(data_s)
+    assert d.scorecard.io_overhead.verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("mfu", "verdict"), [(0.2, "fail"), (0.3, "warn"), (0.4, "warn"), (0.5, "warn"), (0.6, "pass")]
+)
+def test_mfu_thresholds(mfu, verdict):
+    d = diagnose(data_time_s=0.0, compute_time_s=1.0, flops=mfu * 1e12, peak_flops_per_s=1e12)
+    assert d.scorecard.mfu.value == pytest.approx(mfu) and d.scorecard.mfu.verdict == verdict
+
+
+@pytest.mark.parametrize(("fraction", "verdict"), [(2.0, "pass"), (0.5, "pass"), (0.4, "warn"), (0.1, "fail")])
+def test_intensity_against_ridge(fraction, verdict):
+    # ridge 10 FLOP/B; intensity = fraction * ridge
+    d = diagnose(
+        data_time_s=0.0,
+        compute_time_s=1.0,
+        flops=fraction * 10,
+        bytes_moved=1.0,
+        peak_flops_per_s=100.0,
+        bandwidth_bytes_per_s=10.0,
+    )
+    assert d.scorecard.intensity.value == pytest.approx(fraction * 10)
+    assert d.scorecard.intensity.verdict == verdict
+
+
+def test_wall_time_and_unsplit_device():
+    # overlapped loading: terms sum to more than the wall
+    d = diagnose(data_time_s=0.3, compute_time_s=0.9, wall_time_s=1.0, proposed_fix="quantize")
+    assert d.wall_time_s == 1.0 and d.data_fraction == pytest.approx(0.3)
+    assert d.regime == "device" and d.anti_pattern is None  # no flops/bytes: memory vs compute unknown
+    assert diagnose(data_time_s=0.0, compute_time_s=1.0, proposed_fix="faster_gpu").anti_pattern is None
+    assert diagnose(data_time_s=0.0, compute_time_s=1.0, proposed_fix="cache_dataset").anti_pattern == (
+        "premature optimizer"
+    )
+    with pytest.raises(ValueError, match="wall_time_s"):
+        diagnose(data_time_s=0.3, compute_time_s=0.9, wall_time_s=0.5)
+    with pytest.raises(ValueError, match="> 0"):
+        diagnose(data_time_s=0.0, compute_time_s=0.0)
+
+
+def test_to_text():
+    d = diagnose(
+        data_time_s=0.0, compute_time_s=0.05, flops=1.4e10, bytes_moved=1.4e10, **H100, proposed_fix="faster_gpu"
+    )
+    text = d.to_text()
+    assert "memory-bound" in text and "hardware crutch" in text and "[FAIL] MFU" in text and "quantization" in text
+    assert "0.0283 %" in text
+
+
+# --- bad input ----------------------------------------------------------------------------------------------------------
+
+NEG = st.floats(max_value=-1e-300, allow_nan=False, allow_infinity=False)
+COMMON = st.sampled_from([math.nan, math.inf, -math.inf, "3", 1 + 2j, [1.0, 2.0], object()])
+GOOD = {
+    "data_time_s": 0.1,
+    "compute_time_s": 0.5,
+    "idle_time_s": 0.1,
+    "flops": 1e12,
+    "bytes_moved": 1e9,
+    "peak_flops_per_s": 1e14,
+    "bandwidth_bytes_per_s": 1e12,
+    "wall_time_s": 1.0,
+    "proposed_fix": "quantize",
+}
+BAD = {
+    "data_time_s": st.one_of(NEG, COMMON, st.none()),
+    "compute_time_s": st.one_of(NEG, COMMON, st.none()),
+    "idle_time_s": st.one_of(NEG, COMMON, st.none()),
+    "flops": st.one_of(NEG, COMMON),
+    "bytes_moved": st.one_of(NEG, st.just(0.0), COMMON),
+    "peak_flops_per_s": st.one_of(NEG, st.just(0.0), COMMON),
+    "bandwidth_bytes_per_s": st.one_of(NEG, st.just(0.0), COMMON),
+    "wall_time_s": st.one_of(NEG, st.just(0.0), st.just(0.4), COMMON),
+    "proposed_fix": st.sampled_from(["buy_tpu", "", "faster gpu!", 3, 1.0]),
+}
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data())
+def test_bad_input_names_the_argument(data):
+    arg = data.draw(st.sampled_from(sorted(BAD)), label="argument")
+    kwargs = dict(GOOD, **{arg: data.draw(BAD[arg], label="bad value")})
+    with pytest.raises((ValueError, TypeError)) as info:
+        diagnose(**kwargs)
+    assert arg in str(info.value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    data_s=st.floats(0, 1e4),
+    compute_s=st.floats(0, 1e4),
+    idle_s=st.floats(0, 1e4),
+    mfu=st.floats(0, 1),
+    nbytes=st.floats(1, 1e15),
+)
+def test_valid_input_never_nan(data_s, compute_s, idle_s, mfu, nbytes):
+    wall_s = data_s + compute_s + idle_s
+    if wall_s == 0:
+        return
+    flops = mfu * wall_s * H100["peak_flops_per_s"]
+    d = diagnose(
+        data_time_s=data_s, compute_time_s=compute_s, idle_time_s=idle_s, flops=flops, bytes_moved=nbytes, **H100
+    )
+    assert all(math.isfinite(c.value) for c in d.scorecard.checks)
+    assert math.isclose(d.data_fraction + d.compute_fraction + d.idle_fraction, 1.0, rel_tol=1e-9)
+    assert d.axis in ("data", "algorithm", "machine")
+
+
+def test_mfu_above_one_is_rejected():
+    with pytest.raises(ValueError, match="flops must be <= peak_flops_per_s"):
+        diagnose(data_time_s=0.0, compute_time_s=1e-3, flops=1e15, peak_flops_per_s=1e14)
