@@ -14,7 +14,7 @@ import platform
 import sys
 from dataclasses import dataclass, field
 
-__all__ = ["EXTRAS", "DoctorReport", "cpu_model", "doctor", "in_colab"]
+__all__ = ["EXTRAS", "DoctorReport", "cpu_model", "describe_cpu", "doctor", "in_colab"]
 
 # Each extra of the package (see pyproject.toml) and the import names that prove it is usable.
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -41,20 +41,72 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+# AMD family 19h (25) model ranges -> microarchitecture, from AMD's Processor Programming References for family 19h
+# (Zen 3: models 00-0Fh, 20-2Fh, 40-5Fh; Zen 4: 10-1Fh "Genoa", 60-7Fh, A0-AFh "Bergamo"). Family 1Ah (26) is Zen 5.
+_AMD_FAMILY_19H = (
+    (0x00, 0x0F, "Zen 3"),
+    (0x10, 0x1F, "Zen 4"),
+    (0x20, 0x2F, "Zen 3"),
+    (0x40, 0x5F, "Zen 3"),
+    (0x60, 0x7F, "Zen 4"),
+    (0xA0, 0xAF, "Zen 4"),
+)
+
+
+def _cpuinfo_fields(text: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line:
+            key, value = (part.strip() for part in line.split(":", 1))
+            fields.setdefault(key.lower(), value)
+    return fields
+
+
+def describe_cpu(cpuinfo_text: str) -> str:
+    r"""Name a CPU from the text of ``/proc/cpuinfo``: model name, microarchitecture when known, vector ISA, clock.
+
+    Virtual machines often report a bare model name ("AMD EPYC"); the family/model numbers and the flags still say
+    what the silicon is and which vector instructions it has, which is what the measured ceilings depend on.
+
+    >>> describe_cpu("model name : AMD EPYC\ncpu family : 25\nmodel : 17\ncpu MHz : 2596.1\nflags : fma avx2 avx512f")
+    'AMD EPYC (Zen 4, family 25 model 17), AVX-512, 2.60 GHz'
+    """
+    fields = _cpuinfo_fields(cpuinfo_text)
+    name = fields.get("model name") or fields.get("hardware") or "unknown CPU"
+    details = []
+    family, model = fields.get("cpu family"), fields.get("model")
+    if family and model and family.isdigit() and model.isdigit():
+        arch = ""
+        if "amd" in (fields.get("vendor_id", "") + name).lower() and int(family) == 25:
+            arch = next((a for lo, hi, a in _AMD_FAMILY_19H if lo <= int(model) <= hi), "")
+        elif "amd" in (fields.get("vendor_id", "") + name).lower() and int(family) == 26:
+            arch = "Zen 5"
+        details.append(f"{arch + ', ' if arch else ''}family {family} model {model}")
+    flags = set(fields.get("flags", fields.get("features", "")).split())
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "NEON" if "asimd" in flags else ""
+    text = name + (f" ({details[0]})" if details else "")
+    if isa:
+        text += f", {isa}"
+    mhz = fields.get("cpu mhz")
+    if mhz:
+        try:
+            text += f", {float(mhz) / 1000:.2f} GHz"
+        except ValueError:
+            pass
+    return text
+
+
 def cpu_model() -> str:
-    """Return the CPU's marketing name (``/proc/cpuinfo`` on Linux, ``platform`` elsewhere).
+    """Return a description of this machine's CPU (``/proc/cpuinfo`` on Linux, ``platform`` elsewhere).
 
     >>> isinstance(cpu_model(), str)
     True
     """
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+            return describe_cpu(fh.read())
     except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+        return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _version(module: str) -> str | None:

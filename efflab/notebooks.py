@@ -73,7 +73,9 @@ def read_repo_config(root: str | Path = ".") -> RepoConfig:
     repo = data.get("repository") or {}
     if not repo.get("url"):
         raise ValueError(f"{path} has no repository.url: set it to the course's GitHub URL")
-    return RepoConfig(url=str(repo["url"]), branch=str(repo.get("branch", "main")), path_to_book=str(repo.get("path_to_book") or ""))
+    return RepoConfig(
+        url=str(repo["url"]), branch=str(repo.get("branch", "main")), path_to_book=str(repo.get("path_to_book") or "")
+    )
 
 
 def colab_url(repo: RepoConfig, notebook_path: str) -> str:
