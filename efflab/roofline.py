@@ -26,7 +26,7 @@ architectures", CACM 52(4), 2009; the source book's Part III, Principle 2 and it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
@@ -35,6 +35,10 @@ from efflab import _validate as v
 
 __all__ = [
     "DTYPE_BYTES",
+    "LAYERNORM_AFFINE_FLOPS_PER_ELEMENT",
+    "LAYERNORM_FLOPS_PER_ELEMENT",
+    "LAYERNORM_FLOPS_PER_ROW",
+    "SOFTMAX_FLOPS_PER_ELEMENT",
     "Ceiling",
     "Classification",
     "OpCost",
@@ -457,7 +461,7 @@ class Roofline:
     memory: Mapping[str, Ceiling]
     latency_s: float | None = None
     name: str = ""
-    default_dtype: str | None = field(default=None)
+    default_dtype: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "compute", _ceilings(self.compute, "compute", "compute"))
