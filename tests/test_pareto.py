@@ -267,3 +267,17 @@ def test_extreme_finite_values_never_give_nan(rows):
     else:
         assert not math.isnan(hv) and hv >= 0
     assert np.isfinite(knee_point(pts)).all()
+
+
+def test_layouts_and_no_mutation():
+    rng = np.random.default_rng(11)
+    pts = rng.integers(0, 6, size=(400, 3)).astype(float)
+    before = pts.copy()
+    expected = brute_mask(pts, ["min", "max", "min"])
+    for view in (pts, np.asfortranarray(pts), pts[::-1][::-1], pts.astype(np.float32), pts.tolist()):
+        np.testing.assert_array_equal(pareto_mask(view, ["min", "max", "min"]), expected)
+    strided = np.repeat(pts, 2, axis=0)[::2]
+    np.testing.assert_array_equal(pareto_mask(strided, ["min", "max", "min"]), expected)
+    pareto_front(pts, ["min", "max", "min"])
+    hypervolume(pts, [9.0, -1.0, 9.0], ["min", "max", "min"])
+    np.testing.assert_array_equal(pts, before)
