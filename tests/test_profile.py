@@ -1,0 +1,208 @@
+"""Tests for efflab.profile: FLOP totals against FlopCounterMode (the oracle) on an MLP, a small CNN and a transformer
+block with SDPA; compulsory bytes against hand-computed traffic; regimes on the measured CPU roofline."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count  # noqa: E402
+
+from efflab.profile import OpProfile, dtype_name, profile_ops  # noqa: E402
+from efflab.roofline import Roofline  # noqa: E402
+
+# A fixed roofline for counting tests (the counts do not depend on it): a 2-core AVX-512 CPU's order of magnitude.
+ROOF = Roofline(compute={"fp32": 1e11}, memory={"dram": 2.5e10}, latency_s=2e-6, name="test CPU")
+CPU_SDPA = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: LayerNorm, QKV, causal SDPA, projection, GELU MLP, residuals."""
+
+    def __init__(self, d=64, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        a = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(self.ln2(x))
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10)), torch.randn(8, 32)
+
+
+def cnn():
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, stride=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 3 * 3, 10),
+    ).eval()
+    return model, torch.randn(2, 3, 16, 16)
+
+
+def block():
+    return Block(), torch.randn(2, 16, 64)
+
+
+def flop_counter_total(model, x, **kwargs):
+    with FlopCounterMode(display=False, **kwargs) as counter:
+        model(x)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("make", [mlp, cnn, block])
+@pytest.mark.parametrize("grad", [False, True])
+def test_flops_equal_flop_counter_mode(make, grad):
+    torch.manual_seed(0)
+    model, x = make()
+    with torch.set_grad_enabled(grad):
+        prof = profile_ops(model, x, roofline=ROOF)
+        expected = flop_counter_total(model, x)
+        # FlopCounterMode has no formula for the CPU SDPA kernel; registered with its own formula, totals agree too.
+        mapping = {CPU_SDPA: lambda q, k, v, *a, out_shape=None, **kw: sdpa_flop_count(q, k, v)}
+        with_sdpa = flop_counter_total(model, x, custom_mapping=mapping)
+    assert prof.flop_counter_flops == expected
+    sdpa = sum(r.flops for r in prof.records if r.name == "aten._scaled_dot_product_flash_attention_for_cpu")
+    assert prof.flop_counter_flops + sdpa == with_sdpa
+    assert prof.total_flops > prof.flop_counter_flops  # elementwise, norms, pooling are counted on top
+
+
+def test_sdpa_is_counted_with_flop_counter_formula():
+    model, x = block()
+    prof = profile_ops(model, x, roofline=ROOF)
+    (sdpa,) = [r for r in prof.records if "scaled_dot_product" in r.name]
+    b, h, t, dh = 2, 4, 16, 16
+    assert sdpa.flops == 2 * (2 * b * h * t * t * dh)  # QK^T and PV, one FMA = 2 FLOPs
+    assert sdpa.module_path == "Block"
+
+
+def test_own_counts_on_norms_softmax_and_elementwise():
+    x = torch.randn(4, 8, 32)
+    ln = nn.LayerNorm(32)
+    (rec,) = profile_ops(ln, x, roofline=ROOF).records
+    assert rec.name == "aten.native_layer_norm"
+    assert rec.flops == x.numel() * (5 + 2) + 4 * (x.numel() // 32)  # efflab.roofline.layernorm_cost's count
+    rec = profile_ops(lambda t: torch.softmax(t, dim=-1), x, roofline=ROOF).records[0]
+    assert rec.flops == 5 * x.numel()
+    rec = profile_ops(torch.relu, x, roofline=ROOF).records[0]
+    assert rec.flops == x.numel()
+    rec = profile_ops(lambda t: t.sum(), x, roofline=ROOF).records[0]
+    assert rec.flops == x.numel()
+
+
+def test_bytes_hand_computed():
+    a, b = torch.randn(1000), torch.randn(1000)
+    (add,) = profile_ops(torch.add, a, b, roofline=ROOF).records
+    assert add.bytes_moved == 3 * 1000 * 4 and add.flops == 1000  # read a, b; write a+b
+    m, k, n = 64, 128, 32
+    x, w = torch.randn(m, k), torch.randn(k, n)
+    (mm,) = profile_ops(torch.mm, x, w, roofline=ROOF).records
+    assert mm.bytes_moved == 4 * (m * k + k * n + m * n) and mm.flops == 2 * m * k * n
+    assert mm.intensity_flops_per_byte == pytest.approx(2 * m * k * n / (4 * (m * k + k * n + m * n)))
+    # Broadcast bias: the (n,) bias is read once, not m times.
+    y, bias = torch.randn(m, n), torch.randn(n)
+    (badd,) = profile_ops(torch.add, y, bias, roofline=ROOF).records
+    assert badd.bytes_moved == 4 * (m * n + n + m * n)
+    # x * x reads x once.
+    (sq,) = profile_ops(lambda t: t * t, a, roofline=ROOF).records
+    assert sq.bytes_moved == 2 * 1000 * 4
+    # Views move nothing; bf16 halves the bytes.
+    (view,) = profile_ops(lambda t: t.view(10, 100), a, roofline=ROOF).records
+    assert view.bytes_moved == 0 and view.flops == 0 and view.regime == "latency"
+    h = a.to(torch.bfloat16)
+    (hadd,) = profile_ops(torch.add, h, h + 1, roofline=ROOF).records
+    assert hadd.bytes_moved == 3 * 1000 * 2 and hadd.dtype == "bf16"
+
+
+def test_in_place_and_copy_bytes():
+    a, b = torch.randn(500), torch.randn(500)
+    (rec,) = profile_ops(lambda s, o: s.add_(o), a, b, roofline=ROOF).records
+    assert rec.bytes_moved == 3 * 500 * 4  # read a, read b, write a
+    (rec,) = profile_ops(lambda d, s: d.copy_(s), a, b, roofline=ROOF).records
+    assert rec.bytes_moved == 2 * 500 * 4 and rec.flops == 0  # read b, write a
+
+
+def test_embedding_reads_only_gathered_rows():
+    emb = nn.Embedding(10_000, 64)
+    idx = torch.tensor([1, 5, 7])
+    (rec,) = profile_ops(emb, idx, roofline=ROOF).records
+    assert rec.bytes_moved == idx.numel() * 8 + 2 * 3 * 64 * 4  # indices + rows read + rows written
+
+
+def test_module_paths_and_aggregation():
+    model, x = block()
+    prof = profile_ops(model, x, roofline=ROOF)
+    paths = {r.module_path for r in prof.records}
+    assert {"Block.ln1", "Block.qkv", "Block.mlp.0", "Block.mlp.1", "Block.mlp.2"} <= paths
+    by_module = prof.by_module(depth=2)
+    assert sum(row["flops"] for row in by_module) == prof.total_flops
+    assert sum(row["count"] for row in prof.by_op()) == len(prof.records)
+    assert prof.total_time_s == pytest.approx(sum(r.time_s for r in prof.records))
+    assert all(r.time_s > 0 for r in prof.records)
+    assert "addmm" in prof.to_table() and "<table>" in prof._repr_html_()
+    assert len(prof.to_records()) == len(prof.records) and "flop_rule" in prof.to_records()[0]
+
+
+def test_regimes_on_the_measured_roofline(measured_roofline):
+    big = torch.randn(512, 512)
+    (mm,) = profile_ops(torch.mm, big, big, roofline=measured_roofline).records
+    assert mm.regime == "compute"
+    long = torch.randn(8_000_000)
+    (add,) = profile_ops(torch.add, long, long + 1, roofline=measured_roofline).records
+    assert add.regime == "memory"
+    tiny = torch.ones(1)
+    (small,) = profile_ops(torch.add, tiny, tiny, roofline=measured_roofline).records
+    assert small.regime == "latency"
+
+
+def test_default_roofline_is_measured_once(measured_roofline, monkeypatch):
+    import efflab.profile as prof_mod
+
+    prof_mod._measured_roofline.cache_clear()
+    calls = []
+    monkeypatch.setattr("efflab.ceilings.measure_ceilings", lambda **kw: calls.append(kw) or measured_roofline)
+    a = torch.ones(3)
+    first = profile_ops(torch.neg, a)
+    second = profile_ops(torch.neg, a)
+    assert len(calls) == 1 and first.roofline is second.roofline is measured_roofline
+    assert isinstance(first, OpProfile)
+    prof_mod._measured_roofline.cache_clear()
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="fn_or_module"):
+        profile_ops(3)
+    with pytest.raises(TypeError, match="roofline"):
+        profile_ops(torch.neg, torch.ones(2), roofline="cpu")
+    assert dtype_name(torch.float16) == "fp16"
+
+
+@pytest.fixture(scope="module")
+def measured_roofline():
+    from efflab.ceilings import measure_ceilings
+
+    return measure_ceilings(device="cpu", dtypes=("fp32",), quick=True)
+
+
+@pytest.mark.gpu
+def test_cuda_profile_uses_events():
+    model, x = block()
+    model, x = model.cuda(), x.cuda()
+    prof = profile_ops(model, x, roofline=ROOF)
+    assert prof.flop_counter_flops == flop_counter_total(model, x)
+    assert all(r.time_s > 0 for r in prof.records if r.bytes_moved > 0)
