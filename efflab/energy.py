@@ -60,9 +60,20 @@ HOROWITZ_45NM_PJ = MappingProxyType(
     }
 )
 
-# Per-32-bit-access figures as quoted by S. Han, J. Pool, J. Tran, W. J. Dally, "Learning both weights and
-# connections for efficient neural networks", NeurIPS 2015, Table 1 (themselves from Horowitz's 45 nm data).
-HAN_2015_PJ_PER_32BIT = MappingProxyType({"sram_32bit": 5.0, "dram_32bit": 640.0})
+# Per-32-bit figures from the energy table (45 nm CMOS, after Horowitz) in S. Han, J. Pool, J. Tran, W. J. Dally,
+# "Learning both weights and connections for efficient neural networks", NeurIPS 2015, arXiv:1506.02626. The
+# arithmetic entries repeat Horowitz; the register file, SRAM and DRAM entries are quoted per 32-bit access.
+HAN_2015_PJ_PER_32BIT = MappingProxyType(
+    {
+        "int32_add": 0.1,
+        "fp32_add": 0.9,
+        "register_32bit": 1.0,  # 32-bit register file access
+        "int32_mult": 3.1,
+        "fp32_mult": 3.7,
+        "sram_32bit": 5.0,  # 32-bit SRAM cache access
+        "dram_32bit": 640.0,  # 32-bit DRAM access
+    }
+)
 
 _DTYPES = ("fp32", "fp16", "int32", "int8")  # the dtypes with both a multiply and an add in the table
 # A multiply-add is modelled as one multiply plus one add, per dtype (derived, not a table entry).

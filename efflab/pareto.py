@@ -452,4 +452,5 @@ def knee_point(points: ArrayLike, sense=None, return_index: bool = False):
     else:
         z = (g - lo) / span
         best = idx[np.argmax(1.0 - z[:, 0] - z[:, 1])]
-    return (raw[best], int(best)) if return_index else raw[best]
+    point = raw[best].copy()  # never a view into the caller's array
+    return (point, int(best)) if return_index else point

@@ -59,6 +59,8 @@ def test_dram_over_fma_ratio_from_han():
     # the default DRAM figure per byte agrees with Han's per-32-bit figure to within 2 %
     assert MEMORY_LEVELS["dram"][0] == pytest.approx(HAN_2015_PJ_PER_32BIT["dram_32bit"] / 4, rel=0.02)
     assert op_energy_j("dram_64bit") == op_energy_j("dram_64bit_low")
+    for op in ("int32_add", "fp32_add", "int32_mult", "fp32_mult"):  # Han's arithmetic rows repeat Horowitz
+        assert HAN_2015_PJ_PER_32BIT[op] == HOROWITZ_45NM_PJ[op]
 
 
 def test_count_scales_and_broadcasts():

@@ -281,3 +281,9 @@ def test_layouts_and_no_mutation():
     pareto_front(pts, ["min", "max", "min"])
     hypervolume(pts, [9.0, -1.0, 9.0], ["min", "max", "min"])
     np.testing.assert_array_equal(pts, before)
+
+
+def test_knee_returns_a_copy():
+    pts = np.array([[0.0, 10.0], [1.0, 2.0], [10.0, 0.0]])
+    knee_point(pts)[:] = -1
+    assert pts[1].tolist() == [1.0, 2.0]
