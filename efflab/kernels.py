@@ -1,0 +1,434 @@
+"""Kernels to reason about and to measure: the low-reuse catalog, the memory wall and the batch-1 decode floor.
+
+Three things the roofline chapter (``chapters/03_roofline``) and the labs share:
+
+- :func:`kernel_catalog` -- the operators the source book names as memory-bound (embedding lookup, normalization,
+  softmax, depthwise convolution, small-batch inference) beside high-reuse contrasts, at the sizes of real models, as
+  :class:`~efflab.roofline.OpCost` (analytic; no torch).
+- :func:`memory_wall` and :func:`annual_growth` -- ridge points of the hardware catalog by launch year: peak FLOP/s
+  has grown faster than bandwidth, so the ridge rises and more kernels fall on the memory side.
+- :func:`decode_floor` -- the bandwidth floor of one batch-1 decode step (every weight read once per token).
+
+and, for measurement (torch imported inside the functions only), :func:`regime_workloads` and
+:func:`kernel_workloads` (ready-to-run ops with their costs), :func:`measure_op` (a :class:`MeasuredOp`, which
+:func:`efflab.plots.plot_roofline` places at its achieved FLOP/s) and :func:`num_threads`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from efflab import _validate as v
+from efflab.roofline import (
+    DTYPE_BYTES,
+    OpCost,
+    Roofline,
+    attention_cost,
+    conv2d_cost,
+    elementwise_cost,
+    embedding_cost,
+    layernorm_cost,
+    matmul_cost,
+    softmax_cost,
+)
+
+__all__ = [
+    "DecodeFloor",
+    "KernelCase",
+    "MeasuredOp",
+    "MemoryWallRow",
+    "Workload",
+    "annual_growth",
+    "decode_floor",
+    "kernel_catalog",
+    "kernel_workloads",
+    "measure_op",
+    "memory_wall",
+    "num_threads",
+    "regime_workloads",
+]
+
+# Shapes of Llama-2-7B (Touvron et al., 2023, Table 1 and the released config): d_model 4096, 32 heads of 128,
+# vocabulary 32000; a 2048-token context.
+D_MODEL, HEADS, HEAD_DIM, VOCAB, CONTEXT = 4096, 32, 128, 32000, 2048
+# A MobileNetV2 inverted-residual block at 56x56: 24 channels expanded 6x to 144 (Sandler et al., 2018, Table 2).
+DW_CHANNELS, DW_SIZE = 144, 56
+
+
+@dataclass(frozen=True)
+class KernelCase:
+    """One operator at a representative size: its cost, the shape in words and whether it reuses its data."""
+
+    name: str
+    cost: OpCost
+    shape: str
+    reuse: str  # "low": each byte is used about once; "high": each byte feeds many FLOPs
+
+    @property
+    def flops(self) -> float:
+        return self.cost.flops
+
+    @property
+    def bytes_moved(self) -> float:
+        return self.cost.bytes_moved
+
+
+def kernel_catalog(dtype: str = "fp16") -> tuple[KernelCase, ...]:
+    """The source book's memory-bound kernels, and high-reuse contrasts, at Llama-2-7B / MobileNetV2 sizes.
+
+    Each cost comes from :mod:`efflab.roofline` (compulsory bytes, an FMA = 2 FLOPs), so ``I = O / D_vol`` is the
+    best any kernel can reach.
+
+    Parameters
+    ----------
+    dtype : str
+        Storage dtype of activations and weights ("fp32", "fp16", "bf16", ...); indices are int64.
+
+    Returns
+    -------
+    tuple of KernelCase
+        Low-reuse kernels first, then the high-reuse ones.
+
+    Examples
+    --------
+    >>> {k.name: round(k.cost.intensity_flops_per_byte, 2) for k in kernel_catalog("fp16")}["batch-1 linear"]
+    1.0
+    >>> [k.name for k in kernel_catalog() if k.reuse == "high"]
+    ['prefill linear', 'attention prefill']
+    """
+    v.choice(dtype, "dtype", list(DTYPE_BYTES))
+    tokens = CONTEXT * D_MODEL
+    return (
+        KernelCase("embedding lookup", embedding_cost(CONTEXT, D_MODEL, dtype), f"{CONTEXT} tokens x {D_MODEL}", "low"),
+        KernelCase("layer norm", layernorm_cost(tokens, D_MODEL, dtype), f"{CONTEXT} x {D_MODEL}", "low"),
+        KernelCase(
+            "softmax (scores)",
+            softmax_cost(HEADS * CONTEXT * CONTEXT, dtype),
+            f"{HEADS} heads x {CONTEXT} x {CONTEXT}",
+            "low",
+        ),
+        KernelCase(
+            "depthwise conv 3x3",
+            conv2d_cost(
+                1, DW_CHANNELS, DW_CHANNELS, DW_SIZE, DW_SIZE, 3, padding=1, groups=DW_CHANNELS, dtype_bytes=dtype
+            ),
+            f"{DW_CHANNELS} ch x {DW_SIZE}x{DW_SIZE}",
+            "low",
+        ),
+        KernelCase(
+            "batch-1 linear", matmul_cost(1, D_MODEL, D_MODEL, dtype), f"1 x {D_MODEL} @ {D_MODEL} x {D_MODEL}", "low"
+        ),
+        KernelCase(
+            "attention decode",
+            attention_cost(1, HEADS, 1, HEAD_DIM, kv_seq_len=CONTEXT, dtype_bytes=dtype),
+            f"1 query vs {CONTEXT}-token KV cache",
+            "low",
+        ),
+        KernelCase(
+            "prefill linear",
+            matmul_cost(CONTEXT, D_MODEL, D_MODEL, dtype),
+            f"{CONTEXT} x {D_MODEL} @ {D_MODEL} x {D_MODEL}",
+            "high",
+        ),
+        KernelCase(
+            "attention prefill",
+            attention_cost(1, HEADS, CONTEXT, HEAD_DIM, dtype_bytes=dtype, causal=True),
+            f"{HEADS} heads x {CONTEXT} tokens, causal",
+            "high",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class MemoryWallRow:
+    """One device of the catalog: launch year, peak (FLOP/s), bandwidth (bytes/s) and ridge point (FLOP/byte)."""
+
+    name: str
+    year: int
+    dtype: str
+    peak_flops_per_s: float
+    bandwidth_bytes_per_s: float
+
+    @property
+    def ridge_flops_per_byte(self) -> float:
+        return self.peak_flops_per_s / self.bandwidth_bytes_per_s
+
+
+def memory_wall(dtype: str = "fp16", devices: Mapping | None = None) -> tuple[MemoryWallRow, ...]:
+    """Ridge points ``I* = R_peak[dtype] / BW`` of catalog devices, sorted by launch year (then name).
+
+    Devices without a ``year`` or without a peak for ``dtype`` are left out.
+
+    Parameters
+    ----------
+    dtype : str
+        Which compute peak to use ("fp16" for the Tensor Core peak every catalog GPU has, "fp32" for the CUDA cores).
+    devices : mapping of name -> Device, optional
+        Defaults to :data:`efflab.hardware.CATALOG`.
+
+    Examples
+    --------
+    >>> rows = memory_wall("fp16")
+    >>> rows[0].name, rows[0].year, round(rows[0].ridge_flops_per_byte, 1)
+    ('NVIDIA V100 SXM2', 2017, 138.9)
+    """
+    if devices is None:
+        from efflab.hardware import CATALOG as devices
+    rows = [
+        MemoryWallRow(d.name, d.year, dtype, d.peak_flops_per_s[dtype], d.bandwidth_bytes_per_s)
+        for d in devices.values()
+        if d.year is not None and dtype in d.peak_flops_per_s
+    ]
+    if not rows:
+        raise ValueError(f"dtype {dtype!r}: no device with a launch year has a peak for it")
+    return tuple(sorted(rows, key=lambda r: (r.year, r.name)))
+
+
+def annual_growth(years, values) -> float:
+    """Average growth factor per year of a quantity, from a least-squares fit of ``ln(value) = a + b*year``: ``e^b``.
+
+    Parameters
+    ----------
+    years : array_like
+        Years (at least two distinct ones).
+    values : array_like
+        Positive values of the same length (any unit).
+
+    Examples
+    --------
+    A quantity that doubles every year grows 2x per year:
+
+    >>> round(annual_growth([2016, 2017, 2018], [1.0, 2.0, 4.0]), 6)
+    2.0
+    """
+    x = np.asarray(v.real(years, "years", "years"), dtype=float).ravel()
+    y = np.asarray(v.positive(values, "values"), dtype=float).ravel()
+    if x.size != y.size:
+        raise ValueError(f"years and values must have the same length; got {x.size} and {y.size}")
+    if np.unique(x).size < 2:
+        raise ValueError("years must hold at least two distinct years")
+    slope = np.polyfit(x, np.log(y), 1)[0]
+    return float(np.exp(slope))
+
+
+@dataclass(frozen=True)
+class DecodeFloor:
+    """One batch-1 decode step of a dense model: every weight read once per token, 2 FLOPs per weight.
+
+    ``floor_time_s = weight_bytes / BW``; with a measured ``time_per_token_s``, ``achieved = flops / t`` and
+    ``efficiency = achieved / R_peak``.
+    """
+
+    params: float
+    dtype: str
+    device: str
+    weight_bytes: float
+    flops_per_token: float
+    bandwidth_bytes_per_s: float
+    peak_flops_per_s: float
+    time_per_token_s: float | None = None
+
+    @property
+    def floor_time_s(self) -> float:
+        return self.weight_bytes / self.bandwidth_bytes_per_s
+
+    @property
+    def max_tokens_per_s(self) -> float:
+        return 1.0 / self.floor_time_s
+
+    @property
+    def achieved_flops_per_s(self) -> float | None:
+        return None if self.time_per_token_s is None else self.flops_per_token / self.time_per_token_s
+
+    @property
+    def efficiency(self) -> float | None:
+        a = self.achieved_flops_per_s
+        return None if a is None else a / self.peak_flops_per_s
+
+
+def decode_floor(params: float, dtype: str = "fp16", device="H100 SXM", time_per_token_s: float | None = None):
+    """The memory-bandwidth floor of a batch-1 decode step: ``t >= params * s / BW``.
+
+    Parameters
+    ----------
+    params : float
+        Number of weights (> 0), e.g. 7e9.
+    dtype : str
+        Weight dtype; its size ``s`` in bytes and its peak FLOP/s on the device are used.
+    device : str or Device
+        A catalog name ("H100 SXM", "t4", ...) or a :class:`~efflab.hardware.Device`.
+    time_per_token_s : float, optional
+        A measured time per token (s, > 0), for the achieved FLOP/s and the efficiency.
+
+    Examples
+    --------
+    The source book's case: 7B fp16 weights on an H100 at 50 ms/token.
+
+    >>> d = decode_floor(7e9, "fp16", "H100 SXM", time_per_token_s=0.050)
+    >>> d.weight_bytes, round(d.floor_time_s * 1e3, 2), f"{d.efficiency:.2%}"
+    (14000000000.0, 4.18, '0.03%')
+    """
+    from efflab.hardware import get_device
+
+    dev = get_device(device) if isinstance(device, str) else device
+    params = float(v.positive(params, "params", "weights"))
+    dtype = v.choice(dtype, "dtype", list(dev.peak_flops_per_s))
+    if time_per_token_s is not None:
+        time_per_token_s = float(v.positive(time_per_token_s, "time_per_token_s", "s"))
+    return DecodeFloor(
+        params,
+        dtype,
+        dev.name,
+        params * DTYPE_BYTES[dtype],
+        2.0 * params,  # one multiply-add per weight per token
+        dev.bandwidth_bytes_per_s,
+        dev.peak_flops_per_s[dtype],
+        time_per_token_s,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Measurement (torch imported inside the functions).
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A ready-to-run op: ``fn(*args, **kwargs)`` and its analytic cost."""
+
+    label: str
+    fn: Callable
+    args: tuple
+    cost: OpCost
+    kwargs: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MeasuredOp:
+    """An op's cost and its measured median time: ``achieved = flops / time_s``, ``bandwidth = bytes / time_s``."""
+
+    label: str
+    flops: float
+    bytes_moved: float
+    time_s: float
+    iqr_s: float = 0.0
+
+    @property
+    def intensity_flops_per_byte(self) -> float:
+        return self.flops / self.bytes_moved
+
+    @property
+    def achieved_flops_per_s(self) -> float:
+        return self.flops / self.time_s
+
+    @property
+    def achieved_bytes_per_s(self) -> float:
+        return self.bytes_moved / self.time_s
+
+    def regime(self, roofline: Roofline, dtype: str | None = None) -> str:
+        """The regime :meth:`Roofline.classify` assigns to this op's cost on ``roofline``."""
+        return roofline.classify(self.flops, self.bytes_moved, dtype=dtype).regime
+
+
+def measure_op(workload: Workload, min_run_s: float = 0.1, max_run_s: float = 1.0) -> MeasuredOp:
+    """Time a :class:`Workload` with :func:`efflab.timing.benchmark` (median) and pair it with its cost.
+
+    Examples
+    --------
+    >>> w = Workload("sum", sum, ([1.0] * 1000,), OpCost(999.0, 8000.0))
+    >>> m = measure_op(w, min_run_s=0.01)
+    >>> m.label, m.flops, m.time_s > 0
+    ('sum', 999.0, True)
+    """
+    import warnings
+
+    from efflab.timing import HighVarianceWarning, benchmark
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HighVarianceWarning)  # the IQR is kept on the result instead
+        m = benchmark(workload.fn, *workload.args, min_run_s=min_run_s, max_run_s=max_run_s, **workload.kwargs)
+    c = workload.cost
+    return MeasuredOp(workload.label, c.flops, c.bytes_moved, m.median_s, m.iqr_s)
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count afterwards."""
+    import torch
+
+    n = v.integer(n, "n", "threads", low=1)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _device(device):
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+    return torch, dev
+
+
+def regime_workloads(device=None, tiny_numel: int = 64) -> tuple[Workload, ...]:
+    """Three fp32 ops, one per regime: a tiny add (latency), a large add (memory), a large matmul (compute).
+
+    The large add spans 3 x 64 MiB (beyond any CPU LLC or GPU L2 in the catalog); the matmul is 1024^3 on a CPU
+    (about 2 GFLOP, ~0.1 s at tens of GFLOP/s) and 4096^3 on a GPU.
+    """
+    torch, dev = _device(device)
+    tiny_numel = v.integer(tiny_numel, "tiny_numel", "elements", low=1)
+    gen = torch.Generator().manual_seed(0)
+    n_big, n_mm = 1 << 24, 4096 if dev.type == "cuda" else 1024
+    tiny = [torch.rand(tiny_numel, generator=gen).to(dev) for _ in range(3)]
+    big = [torch.rand(n_big, generator=gen).to(dev) for _ in range(3)]
+    a, b = (torch.rand(n_mm, n_mm, generator=gen).to(dev) for _ in range(2))
+    return (
+        Workload(
+            f"tiny add ({tiny_numel})", torch.add, tiny[:2], elementwise_cost(tiny_numel, 4, 1, 2), {"out": tiny[2]}
+        ),
+        Workload("large add (16M)", torch.add, big[:2], elementwise_cost(n_big, 4, 1, 2), {"out": big[2]}),
+        Workload(f"matmul {n_mm}^3", torch.matmul, (a, b), matmul_cost(n_mm, n_mm, n_mm, 4)),
+    )
+
+
+def kernel_workloads(device=None) -> tuple[Workload, ...]:
+    """The low-reuse kernels of :func:`kernel_catalog`, in fp32 at sizes a 2-core CPU times in ~0.1 s each.
+
+    Working sets are 16-130 MiB, beyond a typical 32 MiB LLC, so the bytes really come from DRAM.
+    """
+    torch, dev = _device(device)
+    f = torch.nn.functional
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen).to(dev)
+
+    rows, d, vocab = 4096, 1024, VOCAB
+    x, w, b = rand(rows, d), rand(d), rand(d)
+    table, idx = rand(vocab, d), torch.randint(0, vocab, (rows,), generator=gen).to(dev)
+    img, dw = rand(8, 64, 112, 112), rand(64, 1, 3, 3)
+    vec, weight = rand(1, D_MODEL), rand(D_MODEL, D_MODEL)
+    return (
+        Workload("embedding", f.embedding, (idx, table), embedding_cost(rows, d, 4)),
+        Workload("layer norm", f.layer_norm, (x, (d,), w, b), layernorm_cost(rows * d, d, 4)),
+        Workload("softmax", torch.softmax, (x, -1), softmax_cost(rows * d, 4)),
+        Workload(
+            "depthwise conv",
+            f.conv2d,
+            (img, dw),
+            conv2d_cost(8, 64, 64, 112, 112, 3, padding=1, groups=64, dtype_bytes=4),
+            {"padding": 1, "groups": 64},
+        ),
+        Workload("batch-1 linear", f.linear, (vec, weight), matmul_cost(1, D_MODEL, D_MODEL, 4)),
+    )

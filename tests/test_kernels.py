@@ -1,0 +1,210 @@
+"""efflab.kernels against hand-computed costs, the hardware catalog, the source book's worked decode case and the
+sizes of the tensors the workloads really build."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from efflab.hardware import CATALOG
+from efflab.kernels import (
+    MeasuredOp,
+    Workload,
+    annual_growth,
+    decode_floor,
+    kernel_catalog,
+    kernel_workloads,
+    measure_op,
+    memory_wall,
+    num_threads,
+    regime_workloads,
+)
+from efflab.roofline import OpCost, Roofline
+
+# --- the analytic catalog ---------------------------------------------------------------------------------------------
+
+
+def test_catalog_hand_costs():
+    cases = {k.name: k for k in kernel_catalog("fp16")}
+    linear = cases["batch-1 linear"].cost
+    assert linear.flops == 2 * 4096 * 4096
+    assert linear.bytes_moved == (4096 + 4096 * 4096 + 4096) * 2  # x, W read once; y written once
+    emb = cases["embedding lookup"].cost
+    assert (emb.flops, emb.bytes_moved) == (0.0, 2048 * 8 + 2 * 2048 * 4096 * 2)
+    soft = cases["softmax (scores)"].cost
+    assert soft.intensity_flops_per_byte == pytest.approx(5 / 4)  # 5 FLOPs per element, 2 bytes in + 2 out
+
+
+def test_catalog_scales_with_dtype():
+    half, full = kernel_catalog("fp16"), kernel_catalog("fp32")
+    for h, f in zip(half, full, strict=True):
+        assert f.flops == h.flops
+        if h.name != "embedding lookup":  # int64 indices do not shrink with the dtype
+            assert f.bytes_moved == pytest.approx(2 * h.bytes_moved)
+
+
+@pytest.mark.parametrize("gpu", ["T4", "V100 SXM2", "A100 80GB SXM", "H100 SXM"])
+def test_low_reuse_kernels_are_memory_bound_and_high_reuse_compute_bound(gpu):
+    # The source book: low-reuse kernels sit left of the ridge; dense matmuls at scale sit right of it.
+    roof = Roofline.from_device(CATALOG[gpu])
+    for case in kernel_catalog("fp16"):
+        regime = roof.classify(case.flops, case.bytes_moved, dtype="fp16").regime
+        assert regime == ("memory" if case.reuse == "low" else "compute"), (gpu, case.name)
+
+
+def test_catalog_rejects_unknown_dtype():
+    with pytest.raises(ValueError, match="dtype"):
+        kernel_catalog("fp8")
+
+
+# --- memory wall ------------------------------------------------------------------------------------------------------
+
+
+def test_memory_wall_matches_catalog_and_is_sorted():
+    rows = memory_wall("fp16")
+    assert len(rows) == sum(1 for d in CATALOG.values() if "fp16" in d.peak_flops_per_s)
+    assert [r.year for r in rows] == sorted(r.year for r in rows)
+    by_name = {d.name: d for d in CATALOG.values()}
+    for r in rows:
+        d = by_name[r.name]
+        assert r.ridge_flops_per_byte == pytest.approx(d.peak_flops_per_s["fp16"] / d.bandwidth_bytes_per_s)
+
+
+def test_memory_wall_skips_devices_without_the_dtype():
+    names = {r.name for r in memory_wall("bf16")}
+    assert "NVIDIA T4" not in names and "NVIDIA V100 SXM2" not in names
+    with pytest.raises(ValueError, match="dtype"):
+        memory_wall("fp64")
+
+
+def test_catalog_peak_grows_faster_than_bandwidth():
+    # The memory wall in the catalog itself: Tensor Core peak outgrows bandwidth across generations.
+    rows = memory_wall("fp16")
+    years = [r.year for r in rows]
+    assert annual_growth(years, [r.peak_flops_per_s for r in rows]) > annual_growth(
+        years, [r.bandwidth_bytes_per_s for r in rows]
+    )
+
+
+def test_annual_growth_recovers_an_exponential():
+    years = np.arange(2010, 2020)
+    assert annual_growth(years, 3.0 * 1.5 ** (years - 2010)) == pytest.approx(1.5)
+    assert annual_growth([2000, 2010], [5.0, 5.0]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("years", "values", "match"),
+    [([2000, 2001], [1.0, 0.0], "values"), ([2000], [1.0], "two distinct"), ([2000, 2001], [1.0], "same length")],
+)
+def test_annual_growth_bad_input(years, values, match):
+    with pytest.raises(ValueError, match=match):
+        annual_growth(years, values)
+
+
+# --- batch-1 decode ---------------------------------------------------------------------------------------------------
+
+
+def test_decode_floor_source_case():
+    # The source book: 14 GB at 3.35 TB/s >= 4.2 ms/token; 50 ms/token is ~0.28 TFLOP/s, eta ~0.03 % of 989 TFLOP/s.
+    d = decode_floor(7e9, "fp16", "h100", time_per_token_s=0.05)
+    assert d.weight_bytes == 14e9
+    assert d.floor_time_s == pytest.approx(14e9 / 3.35e12)
+    assert d.achieved_flops_per_s == pytest.approx(2 * 7e9 / 0.05)
+    assert d.efficiency == pytest.approx(2.8e11 / 989.4e12)
+    assert d.max_tokens_per_s == pytest.approx(3.35e12 / 14e9)
+
+
+def test_decode_floor_t4_and_no_time():
+    d = decode_floor(7e9, "fp16", CATALOG["T4"])
+    assert d.floor_time_s == pytest.approx(14e9 / 320e9)
+    assert d.achieved_flops_per_s is None and d.efficiency is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"params": 0}, "params"),
+        ({"params": 7e9, "dtype": "bf16", "device": "T4"}, "dtype"),
+        ({"params": 7e9, "time_per_token_s": -1.0}, "time_per_token_s"),
+    ],
+)
+def test_decode_floor_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        decode_floor(**kwargs)
+
+
+# --- measurement ------------------------------------------------------------------------------------------------------
+
+
+def test_measured_op_properties_and_regime():
+    m = MeasuredOp("x", flops=2e9, bytes_moved=1e9, time_s=0.5)
+    assert (m.intensity_flops_per_byte, m.achieved_flops_per_s, m.achieved_bytes_per_s) == (2.0, 4e9, 2e9)
+    roof = Roofline(compute={"fp32": 1e12}, memory={"dram": 1e10}, latency_s=1e-6)
+    assert m.regime(roof) == "memory"  # I = 2 < ridge 100
+    assert MeasuredOp("t", 64, 768, 1e-6).regime(roof) == "latency"  # 77 ns of traffic < 1 us of dispatch
+
+
+def _tensor_bytes(t) -> int:
+    return t.numel() * t.element_size()
+
+
+def test_regime_workloads_costs_match_their_tensors():
+    pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tiny, large, mm = regime_workloads("cpu", tiny_numel=100)
+    for w in (tiny, large):
+        x, y = w.args
+        out = w.kwargs["out"]
+        assert w.cost.bytes_moved == _tensor_bytes(x) + _tensor_bytes(y) + _tensor_bytes(out)
+        assert w.cost.flops == out.numel()
+    a, b = mm.args
+    with FlopCounterMode(display=False) as counter:
+        mm.fn(*mm.args)
+    assert mm.cost.flops == counter.get_total_flops()
+    assert mm.cost.bytes_moved == 3 * _tensor_bytes(a)
+
+
+def test_kernel_workloads_costs_match_their_tensors():
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    for w in kernel_workloads("cpu"):
+        out = w.fn(*w.args, **w.kwargs)
+        tensors = [a for a in w.args if isinstance(a, torch.Tensor)]
+        if w.label == "embedding":
+            idx = tensors[0]
+            read = _tensor_bytes(idx) + _tensor_bytes(out)  # only the gathered rows are read
+        else:
+            read = sum(_tensor_bytes(t) for t in tensors)
+        assert w.cost.bytes_moved == read + _tensor_bytes(out), w.label
+        if w.label in ("batch-1 linear", "depthwise conv"):
+            with FlopCounterMode(display=False) as counter:
+                w.fn(*w.args, **w.kwargs)
+            assert w.cost.flops == counter.get_total_flops(), w.label
+
+
+def test_measure_op_times_a_workload():
+    w = Workload("sorted", sorted, (list(range(1000, 0, -1)),), OpCost(0.0, 8000.0))
+    m = measure_op(w, min_run_s=0.01)
+    assert m.label == "sorted" and m.bytes_moved == 8000.0
+    assert 0 < m.time_s < 1 and math.isfinite(m.iqr_s)
+
+
+def test_num_threads_restores():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        with num_threads(0):
+            pass
+
+
+def test_workloads_reject_bad_device():
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="device"):
+        regime_workloads("meta")
