@@ -19,7 +19,7 @@ HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
 ASSETS := _vendor/static/.fetched
 EXECUTE ?= off
 
-.PHONY: book test install assets outputs clean
+.PHONY: book test install assets browser outputs clean
 
 book: $(STAMP) $(ASSETS)
 ifeq ($(EXECUTE),off)
@@ -32,7 +32,7 @@ endif
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) $(ASSETS)
+test: $(STAMP) $(ASSETS) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/efflab sync-notebooks --check
@@ -61,6 +61,11 @@ $(ASSETS): Makefile
 	   _vendor/npm/package/dist/*.eot _vendor/npm/package/dist/*.svg _vendor/static/html-manager/
 	rm -rf _vendor/npm/package
 	touch $@
+
+# The reader-journey tests drive Debian's Chromium headless; install it when missing (CI runs as root).
+browser:
+	@command -v chromium > /dev/null || { echo "installing chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; }
 
 outputs: $(STAMP)
 	for nb in $$(find chapters labs/masters -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort); do \

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,3 +33,29 @@ def pytest_collection_modifyitems(config, items):
 def repo_root() -> Path:
     """The repository root (holding _config.yml)."""
     return ROOT
+
+
+def toc_files(repo_root: Path) -> list[str]:
+    """Every page of the book's table of contents (root first), as paths without suffix."""
+    toc = yaml.safe_load((repo_root / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+@pytest.fixture(scope="session")
+def html(repo_root, tmp_path_factory) -> Path:
+    """Build the book once per test session (stored outputs, -W -n) and return its html folder."""
+    if not (repo_root / "_vendor" / "static" / ".fetched").exists():
+        pytest.fail("the offline assets are missing: run `make assets` (the README's commands do)")
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [str(jb), "build", str(repo_root), "--path-output", str(out), "-W", "--keep-going", "-n"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, (proc.stdout[-6000:], proc.stderr[-6000:])
+    return out / "_build" / "html"

@@ -4,12 +4,9 @@ widget manager, a Colab launch button on every notebook page pointing at that no
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-import yaml
+from conftest import toc_files as _toc_files
 
 from efflab.notebooks import colab_url, read_repo_config
 
@@ -17,30 +14,6 @@ pytestmark = pytest.mark.slow
 
 EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']?(?:https?:)?//", re.IGNORECASE)
 EXTERNAL_STYLE = re.compile(r"<link\b[^>]*\brel=[\"']?stylesheet[^>]*\bhref=[\"']?(?:https?:)?//", re.IGNORECASE)
-
-
-def _toc_files(repo_root: Path) -> list[str]:
-    toc = yaml.safe_load((repo_root / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        files += [c["file"] for c in part["chapters"]]
-    return files
-
-
-@pytest.fixture(scope="session")
-def html(repo_root, tmp_path_factory) -> Path:
-    if not (repo_root / "_vendor" / "static" / ".fetched").exists():
-        pytest.fail("the offline assets are missing: run `make assets` (the README's commands do)")
-    out = tmp_path_factory.mktemp("book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run(
-        [str(jb), "build", str(repo_root), "--path-output", str(out), "-W", "--keep-going", "-n"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, (proc.stdout[-6000:], proc.stderr[-6000:])
-    return out / "_build" / "html"
 
 
 def test_every_toc_page_is_built(html, repo_root):
