@@ -18,8 +18,7 @@
   and ``empty`` move nothing: 0 bytes. In-place ops read and write their target; ``copy_``/``fill_``/``zero_`` only
   write it. An embedding reads only the gathered rows.
 - **Time**: each op is timed where it runs (``perf_counter_ns``; CUDA events on the GPU, read after one final
-  synchronisation), in ``REPEATS`` runs after the recording run, which doubles as the warm-up; the per-op median is
-  kept. The mode's own bookkeeping happens outside the timed call, so the sum of per-op times tracks the model's
+  synchronisation), in the recording run and ``REPEATS`` more runs; the per-op minimum is kept (noise only adds). The mode's own bookkeeping happens outside the timed call, so the sum of per-op times tracks the model's
   end-to-end time (``benchmarks/bench_profile.py`` checks it).
 - **Regime**: ``Roofline.classify(flops, bytes)`` on the given roofline, else on this machine's measured roofline
   (``measure_ceilings(quick=True)``, measured once per process). Ops that move no data are dispatch-only: "latency".
@@ -48,11 +47,9 @@ from efflab.timing import format_time_s
 
 __all__ = ["OpRecord", "OpProfile", "profile_ops", "dtype_name"]
 
-# Timed runs after the recording (warm-up) run; the per-op median (here the mean of two) is kept. Two timed runs plus
-# the recording run keep the wall time within ~3 model runs, the P4 budget against torch.profiler's single run.
-REPEATS = 2
-# A recording run longer than this (s) is followed by one timed run only: per-op times are then long and stable.
-LONG_RUN_S = 0.05
+# Timed runs after the (also timed) recording run; the per-op minimum over all runs is kept. One keeps profile_ops near
+# 2 model calls of wall time, within the P4 budget of 3x torch.profiler's single profiled call.
+REPEATS = 1
 # FLOPs per *input* element of reductions; var/std: mean pass + subtract, square, accumulate.
 _REDUCTION_FLOPS = {
     **dict.fromkeys(("sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "any", "all"), 1),
@@ -91,7 +88,7 @@ class OpRecord:
     dtype: str  # of the first tensor output (else input)
     flops: float  # FLOP
     bytes_moved: float  # compulsory bytes: inputs read + outputs written
-    time_s: float  # measured, median over REPEATS runs
+    time_s: float  # measured, minimum over 1 + REPEATS runs
     intensity_flops_per_byte: float  # flops / bytes_moved (inf when no bytes and flops > 0, 0 when neither)
     regime: str  # "memory", "compute" or "latency"
     model_time_s: float  # iron-law time on the roofline
@@ -104,7 +101,7 @@ class OpProfile:
 
     records: tuple[OpRecord, ...]
     roofline: Roofline
-    runs: int = REPEATS  # timed runs behind each per-op median
+    runs: int = 1 + REPEATS  # runs behind each per-op minimum
 
     @property
     def total_flops(self) -> float:
@@ -386,8 +383,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     Parameters
     ----------
     fn_or_module : callable or torch.nn.Module
-        The workload, called as ``fn_or_module(*inputs)``: one recording call (also the warm-up), then ``REPEATS``
-        timed calls (one when the first took over ``LONG_RUN_S``).
+        The workload, called ``1 + REPEATS`` times as ``fn_or_module(*inputs)``; the first call also records.
     *inputs
         Its arguments.
     roofline : Roofline, optional
@@ -443,15 +439,11 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
         torch.nn.modules.module.register_module_forward_hook(post_hook, always_call=True),
     ]
     try:
-        # Run 0 records FLOPs, bytes, shapes and modules and is the warm-up (lazy init, allocator): its times are
-        # dropped. Then REPEATS timed runs, or one when a run is long enough for single-shot times to be stable.
-        start = time.perf_counter()
-        with mode_cls():
-            fn_or_module(*inputs)
-        repeats = 1 if time.perf_counter() - start > LONG_RUN_S else REPEATS
-        state["record"] = False
-        for _ in range(repeats):
-            state["times"], state["stack"] = [], []
+        # Run 0 records FLOPs, bytes, shapes and modules (bookkeeping outside the timed calls) and is timed too; then
+        # REPEATS timed runs. The per-op time is the minimum over runs: noise (a cold first call, another process)
+        # only ever adds time, and two runs keep the wall time near 2x one model call.
+        for run in range(1 + REPEATS):
+            state["times"], state["stack"], state["record"] = [], [], run == 0
             with mode_cls():
                 fn_or_module(*inputs)
             per_run.append(state["times"])
@@ -463,7 +455,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
         per_run = [[b.elapsed_time(e) * 1e-3 for b, e in times] for times in per_run]  # ms -> s
     rows = state["ops"]
     runs = [t for t in per_run if len(t) == len(rows)]  # a run that took another path cannot be matched op by op
-    times = np.median(np.array(runs), axis=0) if rows else np.zeros(0)
+    times = np.min(np.array(runs), axis=0) if rows else np.zeros(0)
     roof = roofline if roofline is not None else _measured_roofline(device)
     records = []
     for row, t, (regime, model_t) in zip(rows, times, _classify(rows, roof), strict=True):
