@@ -159,7 +159,11 @@ def _bench(fn, *args, budget_s, **kwargs) -> Measurement:
 
 def _bandwidth_sweep(torch, dev, caches, quick, bar):
     llc = max(caches.values())
-    per_array = [DRAM_SET_PER_ARRAY_LLC * llc] if quick else [DRAM_SET_PER_ARRAY_LLC * llc, 4 * llc]
+    # On a GPU also >= 256 MiB per array (1 GiB in full mode), so one copy outlasts a launch by far.
+    floor = (256 << 20 if quick else 1 << 30) if dev.type == "cuda" else 0
+    per_array = (
+        [max(DRAM_SET_PER_ARRAY_LLC * llc, floor)] if quick else [DRAM_SET_PER_ARRAY_LLC * llc, max(4 * llc, floor)]
+    )
     # Per array: half the per-core L2 (a copy then spans one L2, split across threads) and 1/8 of the LLC.
     cache_sets = [] if dev.type == "cuda" else [caches.get("l2", 0) // 2, llc // 8]
     budget = 0.1 if quick else 0.3
@@ -205,10 +209,9 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
     rows = []
     for dtype in dtypes:
         tdt = getattr(torch, _DTYPES[dtype])
-        tf32 = dtype == "tf32"
-        if dev.type == "cuda":
-            old = torch.backends.cuda.matmul.allow_tf32
-            torch.backends.cuda.matmul.allow_tf32 = tf32
+        # fp32 must be true FP32 and tf32 the tensor-core path: the public switch covers cuBLAS (and the CPU).
+        old = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
         try:
             for n in sizes:
                 a, b = torch.randn(n, n, device=dev).to(tdt), torch.randn(n, n, device=dev).to(tdt)
@@ -228,8 +231,7 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
                     )
                 bar.update()
         finally:
-            if dev.type == "cuda":
-                torch.backends.cuda.matmul.allow_tf32 = old
+            torch.set_float32_matmul_precision(old)
     return rows
 
 
@@ -244,7 +246,16 @@ def _level_of(working_set: int, caches: dict[str, int], on_gpu: bool) -> str | N
 
 
 def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None = None) -> CeilingReport:
-    """Measure this machine's ceilings and return them with the sweeps behind them (see :func:`measure_ceilings`)."""
+    """Measure this machine's ceilings and return them with the sweeps behind them (see :func:`measure_ceilings`).
+
+    ``progress``: show a tqdm bar (default: in full mode, whose sweeps take tens of seconds).
+
+    Examples
+    --------
+    >>> report = measure(quick=True)  # doctest: +SKIP
+    >>> [row["kernel"] for row in report.bandwidth_sweep][:3]  # doctest: +SKIP
+    ['torch copy', 'torch copy', 'triad']
+    """
     import torch
 
     from efflab.hardware import detect
@@ -270,7 +281,8 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
         caches = cache_sizes_bytes() or dict(_FALLBACK_CACHES)
         caches = {k: s for k, s in caches.items() if k != "l1"}
     sizes = (MATMUL_SIZES_QUICK if quick else MATMUL_SIZES)["cuda" if on_gpu else "cpu"]
-    n_steps = len(dtypes) * len(sizes) + (2 if quick else 4) * 3
+    n_sets = (1 if quick else 2) + (0 if on_gpu else 2)  # DRAM sets, plus two cache-level sets on the CPU
+    n_steps = len(dtypes) * len(sizes) + n_sets * (2 if on_gpu else 3)
     bar = _progress(n_steps, "measuring ceilings", bool(progress) if progress is not None else not quick)
     try:
         bw_rows = _bandwidth_sweep(torch, dev, caches, quick, bar)
