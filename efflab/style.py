@@ -1,0 +1,115 @@
+"""The course's one look: a colour per regime, the shared matplotlib style and SI number formatting.
+
+Every plot and widget takes its colours from here, so "memory-bound" is the same blue on the roofline, in the iron-law
+bars, in the energy split (data movement) and in every widget. The palette is Okabe and Ito's colour-blind-safe set
+(M. Okabe, K. Ito, "Color Universal Design", 2008, https://jfly.uni-koeln.de/color/).
+
+matplotlib is imported lazily (only :func:`style_context` needs it), so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = [
+    "COMPUTE_UNITS",
+    "DOMINATED_COLOR",
+    "FRONT_COLOR",
+    "CHOSEN_COLOR",
+    "FIGSIZE_IN",
+    "REGIME_COLORS",
+    "REGIME_LABELS",
+    "STYLE_RC",
+    "format_si",
+    "style_context",
+]
+
+# One colour per regime (Okabe-Ito): memory = blue, compute = vermillion, latency = reddish purple.
+REGIME_COLORS: Mapping[str, str] = MappingProxyType({"memory": "#0072B2", "compute": "#D55E00", "latency": "#CC79A7"})
+REGIME_LABELS: Mapping[str, str] = MappingProxyType(
+    {"memory": "memory-bound", "compute": "compute-bound", "latency": "latency-bound"}
+)
+# Pareto plots are not about regimes, so they use the palette's other hues: front orange, dominated grey, chosen black.
+FRONT_COLOR = "#E69F00"
+DOMINATED_COLOR = "#999999"
+CHOSEN_COLOR = "#000000"
+
+# A figure that fits the book's text column (about 7.3 in at 96 dpi) without shrinking its fonts.
+FIGSIZE_IN = (7.0, 4.5)
+
+# Integer dtypes count operations, not floating-point ones: their peaks read "OP/s" in labels.
+COMPUTE_UNITS: Mapping[str, str] = MappingProxyType({"int8": "OP/s", "int4": "OP/s", "int32": "OP/s"})
+
+STYLE_RC: Mapping[str, object] = MappingProxyType(
+    {
+        "figure.figsize": FIGSIZE_IN,
+        "figure.dpi": 100,
+        "savefig.dpi": 110,
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.labelsize": 10,
+        "legend.fontsize": 8.5,
+        "xtick.labelsize": 9,
+        "ytick.labelsize": 9,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "grid.linewidth": 0.6,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+    }
+)
+
+_PREFIXES = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+
+
+def format_si(value: float, unit: str = "", digits: int = 3) -> str:
+    """Format a number with an SI prefix for display: ``format_si(1.2e11, "FLOP/s") == "120 GFLOP/s"``.
+
+    The prefix is the power of 1000 at or below ``|value|`` (f to E); the mantissa keeps ``digits`` significant
+    figures. Zero prints as ``"0"`` plus the unit.
+
+    Parameters
+    ----------
+    value : float
+        The number in base SI units (seconds, bytes, FLOP/s, joules ...).
+    unit : str
+        Unit appended after the prefix ("" for a bare prefix, as on tick labels).
+    digits : int
+        Significant figures (>= 1).
+
+    Examples
+    --------
+    >>> format_si(1.2e11, "FLOP/s"), format_si(3.35e12, "B/s"), format_si(4.2e-6, "s"), format_si(0.5)
+    ('120 GFLOP/s', '3.35 TB/s', '4.2 µs', '500 m')
+    """
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"value must be finite to format; got {value}")
+    if value == 0:
+        return f"0 {unit}".strip()
+    exp = int(math.floor(math.log10(abs(value)) / 3) * 3)
+    exp = min(max(exp, -15), 18)
+    mantissa = float(f"{value / 10**exp:.{digits}g}")
+    if abs(mantissa) >= 1000 and exp < 18:  # rounding carried into the next prefix (999.96 -> 1000)
+        exp, mantissa = exp + 3, mantissa / 1000
+    return f"{mantissa:g} {_PREFIXES[exp]}{unit}".strip()
+
+
+def style_context():
+    """A ``matplotlib.rc_context`` with the course style; every efflab plot draws inside one.
+
+    Use it for your own figures so they match: ``with style_context(): fig, ax = plt.subplots()``.
+
+    Examples
+    --------
+    >>> with style_context():
+    ...     import matplotlib
+    ...     matplotlib.rcParams["axes.spines.top"]
+    False
+    """
+    import matplotlib
+
+    return matplotlib.rc_context(dict(STYLE_RC))
