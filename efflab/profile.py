@@ -419,7 +419,8 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     if roofline is not None and not isinstance(roofline, Roofline):
         raise TypeError(f"roofline must be an efflab.roofline.Roofline or None; got {type(roofline).__name__}")
     device = _device_of(fn_or_module, inputs)
-    root = type(fn_or_module).__name__ if isinstance(fn_or_module, torch.nn.Module) else fn_or_module.__name__
+    is_module = isinstance(fn_or_module, torch.nn.Module)
+    root = type(fn_or_module).__name__ if is_module else getattr(fn_or_module, "__name__", type(fn_or_module).__name__)
     state = {"cuda": device == "cuda", "times": [], "ops": [], "record": True, "stack": [], "root": root}
     names = {}
     if isinstance(fn_or_module, torch.nn.Module):
