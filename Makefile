@@ -1,7 +1,8 @@
 # The README's two commands:
 #   make book   create .venv, install everything, fetch the offline assets, build the book into _build/html
-#   make test   the same install, then lint and the full test suite (unit tests, doctests, strict nbval on every
-#               notebook, the book built with -W)
+#   make test   the same install, then lint and the full test suite (unit tests, doctests, the book built with -W
+#               and read in a headless browser, the grader, and strict nbval on every notebook — the notebooks
+#               run once, inside a Colab-like environment, see below)
 # Helpers: make outputs (re-execute notebooks in place), make book EXECUTE=force (re-execute for one build), make clean.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,6 +18,13 @@ REQUIREJS := requirejs@2.3.8
 # html-manager 1.x renders ipywidgets 8 state (controls 2.0); myst-nb's own default is 1.0.6 from a CDN.
 HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
 ASSETS := _vendor/static/.fetched
+# The student's journey: a fresh environment holding only what Google Colab preinstalls for these notebooks (Colab
+# ships ipywidgets 7.7.x), plus the test runner. efflab is NOT installed there: each notebook's own setup cell installs
+# it from EFFLAB_SOURCE (this checkout, standing in for the repository URL), as it would on Colab.
+COLAB_VENV := .venv-colab
+COLAB_STAMP := $(COLAB_VENV)/.colab-installed
+COLAB_PACKAGES := "$(TORCH_PIN)" numpy matplotlib "ipywidgets==7.7.1" scikit-learn tqdm pyyaml ipykernel \
+	nbclient nbformat pytest nbval
 EXECUTE ?= off
 
 .PHONY: book test install assets browser outputs clean
@@ -32,11 +40,20 @@ endif
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) $(ASSETS) browser
+test: $(STAMP) $(ASSETS) browser $(COLAB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/efflab sync-notebooks --check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest tests efflab --ignore=tests/colab
+	$(COLAB_VENV)/bin/python -m pip uninstall -q -y efflab 2> /dev/null || true
+	EFFLAB_SOURCE="$(CURDIR)" $(COLAB_VENV)/bin/python -m pytest chapters labs/masters tests/colab -p no:cacheprovider
+
+$(COLAB_STAMP):
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install -q $(COLAB_PACKAGES)
+	touch $@
 
 install: $(STAMP)
 
@@ -72,4 +89,4 @@ outputs: $(STAMP)
 	  echo "executing $$nb"; $(BIN)/jupyter execute --inplace --timeout=600 "$$nb"; done
 
 clean:
-	rm -rf _build _vendor .pytest_cache .ruff_cache
+	rm -rf _build _vendor .pytest_cache .ruff_cache $(COLAB_VENV)

@@ -6,7 +6,8 @@ The repository URL and branch live in one place, the book's ``_config.yml`` (``r
 1. a Markdown cell with an "Open in Colab" badge for that notebook (tag ``remove-cell``: the book shows its own launch
    button instead, and a badge image would be an external request);
 2. a code cell that installs ``efflab`` from the repository when it is missing (on Colab, or a fresh runtime) and does
-   nothing where it is installed (also tagged ``remove-cell``: the welcome page explains it once). It uses no file name and no relative path, so it also works in a renamed
+   nothing where it is installed (also tagged ``remove-cell``: the welcome page explains it once; and
+   ``nbval-ignore-output``: whether pip ran, and what it printed, depends on the environment). It uses no file name and no relative path, so it also works in a renamed
    "Copy of …" notebook running from ``/content``. ``EFFLAB_SOURCE`` overrides what it installs (tests point it at a
    local copy of the repository).
 
@@ -138,7 +139,7 @@ def sync_notebook(nb: dict, notebook_path: str, repo: RepoConfig) -> bool:
     cells = nb.setdefault("cells", [])
     wanted = [
         ("markdown", _ROLE_BADGE, badge_source(repo, notebook_path), ["remove-cell"]),
-        ("code", _ROLE_SETUP, setup_source(repo), ["remove-cell"]),
+        ("code", _ROLE_SETUP, setup_source(repo), ["remove-cell", "nbval-ignore-output"]),
     ]
     changed = False
     for position, (cell_type, role, source, tags) in enumerate(wanted):
