@@ -18,7 +18,7 @@
   and ``empty`` move nothing: 0 bytes. In-place ops read and write their target; ``copy_``/``fill_``/``zero_`` only
   write it. An embedding reads only the gathered rows.
 - **Time**: each op is timed where it runs (``perf_counter_ns``; CUDA events on the GPU, read after one final
-  synchronisation), in the recording run and ``REPEATS`` more runs; the per-op minimum is kept (noise only adds). The mode's own bookkeeping happens outside the timed call, so the sum of per-op times tracks the model's
+  synchronisation), in the recording run and ``REPEATS`` more runs; the per-op median is kept (a cold first call is discarded). The mode's own bookkeeping happens outside the timed call, so the sum of per-op times tracks the model's
   end-to-end time (``benchmarks/bench_profile.py`` checks it).
 - **Regime**: ``Roofline.classify(flops, bytes)`` on the given roofline, else on this machine's measured roofline
   (``measure_ceilings(quick=True)``, measured once per process). Ops that move no data are dispatch-only: "latency".
@@ -47,9 +47,10 @@ from efflab.timing import format_time_s
 
 __all__ = ["OpRecord", "OpProfile", "profile_ops", "dtype_name"]
 
-# Timed runs after the (also timed) recording run; the per-op minimum over all runs is kept. One keeps profile_ops near
-# 2 model calls of wall time, within the P4 budget of 3x torch.profiler's single profiled call.
-REPEATS = 1
+# Timed runs after the (also timed) recording run; the per-op median over all 3 runs is kept: it matches what
+# benchmark() reports end to end (a median), discards a cold first call, and keeps profile_ops near 3 model calls of
+# wall time (P4: within 3x torch.profiler's single profiled call, which also pays its own start-up).
+REPEATS = 2
 # FLOPs per *input* element of reductions; var/std: mean pass + subtract, square, accumulate.
 _REDUCTION_FLOPS = {
     **dict.fromkeys(("sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "any", "all"), 1),
@@ -88,7 +89,7 @@ class OpRecord:
     dtype: str  # of the first tensor output (else input)
     flops: float  # FLOP
     bytes_moved: float  # compulsory bytes: inputs read + outputs written
-    time_s: float  # measured, minimum over 1 + REPEATS runs
+    time_s: float  # measured, median over 1 + REPEATS runs
     intensity_flops_per_byte: float  # flops / bytes_moved (inf when no bytes and flops > 0, 0 when neither)
     regime: str  # "memory", "compute" or "latency"
     model_time_s: float  # iron-law time on the roofline
@@ -101,7 +102,7 @@ class OpProfile:
 
     records: tuple[OpRecord, ...]
     roofline: Roofline
-    runs: int = 1 + REPEATS  # runs behind each per-op minimum
+    runs: int = 1 + REPEATS  # runs behind each per-op median
 
     @property
     def total_flops(self) -> float:
@@ -441,8 +442,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     ]
     try:
         # Run 0 records FLOPs, bytes, shapes and modules (bookkeeping outside the timed calls) and is timed too; then
-        # REPEATS timed runs. The per-op time is the minimum over runs: noise (a cold first call, another process)
-        # only ever adds time, and two runs keep the wall time near 2x one model call.
+        # REPEATS timed runs; the per-op time is the median over all runs.
         for run in range(1 + REPEATS):
             state["times"], state["stack"], state["record"] = [], [], run == 0
             with mode_cls():
@@ -456,7 +456,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
         per_run = [[b.elapsed_time(e) * 1e-3 for b, e in times] for times in per_run]  # ms -> s
     rows = state["ops"]
     runs = [t for t in per_run if len(t) == len(rows)]  # a run that took another path cannot be matched op by op
-    times = np.min(np.array(runs), axis=0) if rows else np.zeros(0)
+    times = np.median(np.array(runs), axis=0) if rows else np.zeros(0)
     roof = roofline if roofline is not None else _measured_roofline(device)
     records = []
     for row, t, (regime, model_t) in zip(rows, times, _classify(rows, roof), strict=True):
