@@ -18,8 +18,10 @@
   and ``empty`` move nothing: 0 bytes. In-place ops read and write their target; ``copy_``/``fill_``/``zero_`` only
   write it. An embedding reads only the gathered rows.
 - **Time**: each op is timed where it runs (``perf_counter_ns``; CUDA events on the GPU, read after one final
-  synchronisation), in the recording run and ``REPEATS`` more runs; the per-op median is kept (a cold first call is discarded). The mode's own bookkeeping happens outside the timed call, so the sum of per-op times tracks the model's
-  end-to-end time (``benchmarks/bench_profile.py`` checks it).
+  synchronisation), in the recording run and ``REPEATS`` more runs; the per-op median is kept (a cold first call is
+  discarded). The mode's own bookkeeping happens outside the timed calls, so the sum of per-op times tracks the
+  model's end-to-end time (``benchmarks/bench_profile.py`` checks it). The mode adds a few microseconds of Python
+  dispatch to each op, so on tiny ops the per-op times are an upper bound.
 - **Regime**: ``Roofline.classify(flops, bytes)`` on the given roofline, else on this machine's measured roofline
   (``measure_ceilings(quick=True)``, measured once per process). Ops that move no data are dispatch-only: "latency".
 """
