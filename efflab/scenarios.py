@@ -1,0 +1,469 @@
+"""Three seeded workloads for the D·A·M chapter and the capstone lab, each with the lever that works and one wasted.
+
+Each scenario runs a real PyTorch workload, measures its time terms with :mod:`efflab.timing`, counts its FLOPs and
+compulsory bytes with :func:`efflab.profile.profile_ops`, and returns a :class:`ScenarioRun` whose
+:meth:`ScenarioRun.diagnose` feeds :func:`efflab.dam.diagnose`. :meth:`Scenario.trial` applies both levers and
+re-measures.
+
+=====================  =========================================  =======================  ===========================
+scenario               workload                                   lever that works         lever that is wasted
+=====================  =========================================  =======================  ===========================
+StarvingAccelerator    per-sample decode (zlib + numpy) feeding   ``cache_dataset``:       ``change_model``: a 4x
+                       a small MLP, one batch at a time           decode once, reuse       smaller MLP (model twiddle)
+LatencyCliff           32 tiny Linear+ReLU layers at batch 1      ``bigger_batch``: serve  ``faster_gpu``: all cores
+                                                                  64 requests per call     (CPU) / TF32 (CUDA)
+ComputeWall            ``relu(x @ W + b)``, a large square         ``prune``: keep the half ``fuse_kernels``: fuse the
+                       matmul                                     of W's columns with the  bias and ReLU into the
+                                                                  largest norm             matmul's epilogue
+=====================  =========================================  =======================  ===========================
+
+How each term is measured (a CPU has no separate device clock, so each split is stated):
+
+- **data**: ``efflab.timing.timer`` around the input stage (decode, stack, copy to the device);
+- **compute** and **idle** (fixed per-call dispatch cost): the starving loop times its model stage with ``timer``; the
+  latency cliff fits the measured per-call time ``T(b) = L + b t`` at two batch sizes (``idle = L``, ``compute = b t``);
+  the compute wall charges ``idle = ops x L_floor`` (the measured time of a one-element add, per dispatched op).
+
+On the CPU the scenarios pin torch to ``threads=1`` (default) so that all three run on the same one-core "device"
+and a busy neighbour cannot stall a multi-threaded kernel; the hardware lever then hands the workload every core.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from efflab import _validate as v
+from efflab.dam import Diagnosis, diagnose
+
+__all__ = ["ComputeWall", "LatencyCliff", "LeverTrial", "Scenario", "ScenarioRun", "StarvingAccelerator"]
+
+# Stored image side (pixels) and the side the model sees after average pooling: decode does 3x3 pooling.
+_STORED_SIDE, _POOL = 96, 3
+_MODEL_SIDE = _STORED_SIDE // _POOL
+# Per-channel normalisation, the ImageNet statistics every torchvision example uses (mean, std of RGB in [0, 1]).
+_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
+_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
+
+
+@dataclass(frozen=True)
+class ScenarioRun:
+    """One measured run of a scenario: its time terms (s), work, ceilings and what one ``wall_time_s`` covers."""
+
+    scenario: str
+    variant: str  # "baseline" or the FIXES key of the lever applied
+    unit: str  # what one wall_time_s covers, e.g. "epoch of 16 batches x 64"
+    items: int  # requests/samples served per wall_time_s
+    data_time_s: float
+    compute_time_s: float
+    idle_time_s: float
+    wall_time_s: float
+    flops: float  # FLOP per wall_time_s (profile_ops)
+    bytes_moved: float  # compulsory bytes per wall_time_s (profile_ops)
+    peak_flops_per_s: float  # fp32 ceiling used for MFU
+    bandwidth_bytes_per_s: float
+    device: str
+    how: str  # how the terms were measured
+
+    @property
+    def time_per_item_s(self) -> float:
+        """Wall time per request or sample (s)."""
+        return self.wall_time_s / self.items
+
+    def diagnose_kwargs(self) -> dict:
+        """Keyword arguments for :func:`efflab.dam.diagnose` (the peak raised to the achieved rate if it was lower)."""
+        achieved = self.flops / self.wall_time_s
+        return {
+            "data_time_s": self.data_time_s,
+            "compute_time_s": self.compute_time_s,
+            "idle_time_s": self.idle_time_s,
+            "wall_time_s": self.wall_time_s,
+            "flops": self.flops,
+            "bytes_moved": self.bytes_moved,
+            "peak_flops_per_s": max(self.peak_flops_per_s, achieved),
+            "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
+        }
+
+    def diagnose(self, proposed_fix: str | None = None) -> Diagnosis:
+        """:func:`efflab.dam.diagnose` of this run, optionally checking ``proposed_fix`` (a key of ``FIXES``).
+
+        Examples
+        --------
+        >>> run = ScenarioRun("demo", "baseline", "call", 1, 0.0, 1e-6, 9e-6, 1e-5, 1e4, 1e4, 1e11, 2e10, "cpu", "")
+        >>> d = run.diagnose("faster_gpu")
+        >>> d.regime, d.anti_pattern
+        ('latency', 'hardware crutch')
+        """
+        return diagnose(**self.diagnose_kwargs(), proposed_fix=proposed_fix)
+
+    def to_text(self) -> str:
+        """One line: the terms in ms, the per-item time and the achieved rate."""
+        ms = 1e3
+        return (
+            f"{self.scenario} [{self.variant}] per {self.unit}: data {self.data_time_s * ms:.3g} ms | compute "
+            f"{self.compute_time_s * ms:.3g} ms | idle {self.idle_time_s * ms:.3g} ms | wall {self.wall_time_s * ms:.3g}"
+            f" ms ({self.time_per_item_s * 1e6:.4g} us per item); {self.flops / self.wall_time_s / 1e9:.3g} GFLOP/s"
+        )
+
+
+@dataclass(frozen=True)
+class LeverTrial:
+    """A scenario's baseline and its two levers, each re-measured; speedups are per item (request or sample)."""
+
+    scenario: str
+    baseline: ScenarioRun
+    works: ScenarioRun
+    wasted: ScenarioRun
+    lever_text: dict
+
+    @property
+    def works_speedup(self) -> float:
+        """Baseline / lever time per item for the lever that works."""
+        return self.baseline.time_per_item_s / self.works.time_per_item_s
+
+    @property
+    def wasted_speedup(self) -> float:
+        """Baseline / lever time per item for the wasted lever."""
+        return self.baseline.time_per_item_s / self.wasted.time_per_item_s
+
+    def to_text(self) -> str:
+        """The three runs and the two speedups."""
+        lines = [r.to_text() for r in (self.baseline, self.works, self.wasted)]
+        for run, s in ((self.works, self.works_speedup), (self.wasted, self.wasted_speedup)):
+            lines.append(f"  {run.variant:<14} {self.lever_text[run.variant]}: {s:.3g}x per item")
+        return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=4)
+def machine_roofline(device: str = "cpu"):
+    """This machine's measured roofline (``measure_ceilings(quick=True)``), measured once per process and device."""
+    from efflab.ceilings import measure_ceilings
+
+    return measure_ceilings(device=device, quick=True)
+
+
+@contextmanager
+def _threads(n: int | None):
+    """Pin torch's CPU intra-op threads to ``n`` inside the block (None: leave as is)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _median_s(fn, *args, min_run_s: float) -> float:
+    """Median per-call time from ``benchmark``; high spread is expected on a shared CPU and not warned about here."""
+    from efflab.timing import HighVarianceWarning, benchmark
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HighVarianceWarning)
+        return benchmark(fn, *args, min_run_s=min_run_s, max_run_s=max(1.0, 5 * min_run_s)).median_s
+
+
+class Scenario:
+    """Base class: ``run(variant)`` measures one variant, ``trial()`` measures the baseline and both levers."""
+
+    name = ""
+    works_fix = ""
+    wasted_fix = ""
+    lever_text: dict = {}
+
+    def __init__(self, *, device=None, threads: int | None = 1, seed: int = 0, roofline=None, min_run_s=0.2):
+        import torch
+
+        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
+        self.threads = None if threads is None else v.integer(threads, "threads", "CPU threads", low=1)
+        self.seed = v.integer(seed, "seed", low=0)
+        self.min_run_s = float(v.positive(min_run_s, "min_run_s", "s"))
+        self._roofline = roofline
+
+    @property
+    def roofline(self):
+        """Ceilings for MFU and the intensity check: the one given, else this machine's (measured once)."""
+        if self._roofline is None:
+            self._roofline = machine_roofline(self.device.type)
+        return self._roofline
+
+    def _variant(self, variant: str) -> str:
+        return v.choice(variant, "variant", ("baseline", self.works_fix, self.wasted_fix))
+
+    def _sync(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _profile(self, fn, *inputs) -> tuple[float, float, int]:
+        """FLOPs, compulsory bytes and data-moving op count of one call."""
+        import torch
+
+        from efflab.profile import profile_ops
+
+        with torch.no_grad():
+            prof = profile_ops(fn, *inputs, roofline=self.roofline)
+        return prof.total_flops, prof.total_bytes, sum(1 for r in prof.records if r.bytes_moved > 0)
+
+    def _run(self, variant, unit, items, data, compute, idle, wall, flops, nbytes, how) -> ScenarioRun:
+        roof = self.roofline
+        return ScenarioRun(
+            self.name, variant, unit, items, data, compute, idle, wall, flops, nbytes,
+            roof.peak_flops_per_s("fp32" if "fp32" in roof.compute else None), roof.bandwidth_bytes_per_s(),
+            str(self.device), how,
+        )  # fmt: skip
+
+    def run(self, variant: str = "baseline") -> ScenarioRun:
+        """Measure one variant: ``"baseline"``, ``self.works_fix`` or ``self.wasted_fix``."""
+        raise NotImplementedError
+
+    def trial(self, rounds: int = 3) -> LeverTrial:
+        """Measure the baseline and both levers ``rounds`` times, interleaved, keeping each one's median run.
+
+        Interleaving (A B C A B C ...) spreads slow drifts of a shared machine over all three variants alike.
+        """
+        rounds = v.integer(rounds, "rounds", "repetitions", low=1)
+        keys = ("baseline", self.works_fix, self.wasted_fix)
+        runs = {k: [] for k in keys}
+        for _ in range(rounds):
+            for k in keys:
+                runs[k].append(self.run(k))
+        median = [sorted(runs[k], key=lambda r: r.time_per_item_s)[rounds // 2] for k in keys]
+        return LeverTrial(self.name, *median, lever_text=dict(self.lever_text))
+
+
+class StarvingAccelerator(Scenario):
+    """A small MLP fed by a slow per-sample decode: the device waits on the input pipeline (input-bound).
+
+    Each sample is stored zlib-compressed (3 x 96 x 96 uint8); decoding it decompresses, pools 3x3 to 32 x 32 and
+    normalises in numpy. ``cache_dataset`` decodes once and keeps the tensors on the device; ``change_model`` shrinks
+    the hidden layer 4x (fewer FLOPs, same input stage).
+
+    Examples
+    --------
+    >>> from efflab.roofline import Roofline
+    >>> roof = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6)
+    >>> s = StarvingAccelerator(batches=2, batch_size=4, hidden=8, device="cpu", roofline=roof)
+    >>> run = s.run()
+    >>> run.items, run.diagnose().regime
+    (8, 'input')
+    """
+
+    name = "starving accelerator"
+    works_fix, wasted_fix = "cache_dataset", "change_model"
+    lever_text = {"cache_dataset": "decode once, reuse the tensors", "change_model": "a 4x smaller MLP"}
+
+    def __init__(self, batches: int = 8, batch_size: int = 32, hidden: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.batches = v.integer(batches, "batches", "batches per epoch", low=1)
+        self.batch_size = v.integer(batch_size, "batch_size", "samples", low=1)
+        self.hidden = v.integer(hidden, "hidden", "features", low=4)
+        rng = np.random.default_rng(self.seed)
+        yy, xx = np.mgrid[0:_STORED_SIDE, 0:_STORED_SIDE].astype(np.float32) / _STORED_SIDE
+        freq = rng.uniform(1, 6, size=(self.batches * self.batch_size, 3, 2, 1, 1)).astype(np.float32)
+        # Smooth colour waves, one frequency pair per channel: an image that compresses, like a photo.
+        waves = np.sin(2 * np.pi * (freq[:, :, 0] * yy + freq[:, :, 1] * xx))
+        images = (127.5 * (1 + 0.9 * waves)).astype(np.uint8)
+        self.blobs = [zlib.compress(img.tobytes(), 1) for img in images]
+
+    @staticmethod
+    def decode(blob: bytes) -> np.ndarray:
+        """Decompress, 3x3 average-pool and normalise one sample to a float32 (3, 32, 32) array."""
+        img = np.frombuffer(zlib.decompress(blob), dtype=np.uint8).astype(np.float32)
+        # 3x3 average pooling as two axis sums (rows of 3, then columns of 3), then scale to [0, 1] and normalise.
+        rows = img.reshape(3, _MODEL_SIDE, _POOL, _STORED_SIDE).sum(axis=2)
+        small = rows.reshape(3, _MODEL_SIDE, _MODEL_SIDE, _POOL).sum(axis=3) / (_POOL * _POOL * 255.0)
+        return (small - _MEAN) / _STD
+
+    def _batch(self, i: int):
+        import torch
+
+        chunk = self.blobs[i * self.batch_size : (i + 1) * self.batch_size]
+        return torch.from_numpy(np.stack([self.decode(b) for b in chunk])).to(self.device)
+
+    def _model(self, hidden: int):
+        import torch
+
+        torch.manual_seed(self.seed)
+        features = 3 * _MODEL_SIDE * _MODEL_SIDE
+        layers = [torch.nn.Flatten(), torch.nn.Linear(features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)]
+        return torch.nn.Sequential(*layers).to(self.device).eval()
+
+    def run(self, variant: str = "baseline") -> ScenarioRun:
+        import torch
+
+        from efflab.timing import timer
+
+        variant = self._variant(variant)
+        model = self._model(self.hidden // 4 if variant == "change_model" else self.hidden)
+        cache = None
+        if variant == "cache_dataset":  # paid once, before the epochs: not part of an epoch's time
+            cache = torch.cat([self._batch(i) for i in range(self.batches)])
+        with _threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
+            model(self._batch(0))  # warm-up: lazy initialisation, allocator
+            data = compute = 0.0
+            with timer() as epoch:
+                for i in range(self.batches):
+                    with timer() as t_data:
+                        x = self._batch(i) if cache is None else cache[i * self.batch_size : (i + 1) * self.batch_size]
+                    with timer() as t_compute:
+                        model(x)
+                    data, compute = data + t_data.elapsed_s, compute + t_compute.elapsed_s
+            flops, nbytes, _ = self._profile(model, x)
+        wall = max(epoch.elapsed_s, data + compute)
+        unit = f"epoch of {self.batches} batches x {self.batch_size}"
+        how = "timer() around the input stage and the model stage; idle = epoch - both (loop bookkeeping)"
+        return self._run(
+            variant, unit, self.batches * self.batch_size, data, compute, wall - data - compute, wall,
+            flops * self.batches, nbytes * self.batches, how,
+        )  # fmt: skip
+
+
+class LatencyCliff(Scenario):
+    """A stack of tiny Linear+ReLU layers served at batch 1: fixed dispatch cost per op dominates (latency-bound).
+
+    The per-call time is measured at batch 1 and at ``micro_batch`` and fitted as ``T(b) = L + b t``: the intercept
+    ``L`` is the idle (dispatch) term, ``b t`` the compute term. ``bigger_batch`` serves ``micro_batch`` requests per
+    call; ``faster_gpu`` gives the job more FLOP/s: every CPU core instead of one, or TF32 Tensor Cores on CUDA.
+
+    Examples
+    --------
+    >>> from efflab.roofline import Roofline
+    >>> roof = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6)
+    >>> s = LatencyCliff(layers=8, device="cpu", roofline=roof, min_run_s=0.02)
+    >>> run = s.run()
+    >>> run.items, run.diagnose().regime
+    (1, 'latency')
+    """
+
+    name = "latency cliff"
+    works_fix, wasted_fix = "bigger_batch", "faster_gpu"
+    lever_text = {"bigger_batch": "serve a micro-batch per call", "faster_gpu": "more FLOP/s (all cores / TF32)"}
+
+    def __init__(self, layers: int = 32, width: int = 32, micro_batch: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.layers = v.integer(layers, "layers", "Linear+ReLU pairs", low=1)
+        self.width = v.integer(width, "width", "features", low=1)
+        self.micro_batch = v.integer(micro_batch, "micro_batch", "requests", low=2)
+
+    def model(self):
+        """The seeded stack of ``layers`` Linear(width, width) + ReLU pairs, in eval mode on the device."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        pairs = [m for _ in range(self.layers) for m in (torch.nn.Linear(self.width, self.width), torch.nn.ReLU())]
+        return torch.nn.Sequential(*pairs).to(self.device).eval()
+
+    @contextmanager
+    def _more_flops(self, on: bool):
+        import torch
+
+        if self.device.type == "cuda":
+            before = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = bool(on)
+            try:
+                yield
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = before
+        else:
+            with _threads(None if on else self.threads):
+                yield
+
+    def run(self, variant: str = "baseline") -> ScenarioRun:
+        import torch
+
+        variant = self._variant(variant)
+        model = self.model()
+        gen = torch.Generator().manual_seed(self.seed)
+        x1 = torch.randn(1, self.width, generator=gen).to(self.device)
+        xb = torch.randn(self.micro_batch, self.width, generator=gen).to(self.device)
+        with self._more_flops(variant == "faster_gpu"), torch.no_grad():
+            t1 = _median_s(model, x1, min_run_s=self.min_run_s)
+            tb = _median_s(model, xb, min_run_s=self.min_run_s)
+            batched = variant == "bigger_batch"
+            flops, nbytes, _ = self._profile(model, xb if batched else x1)
+        per_item = max((tb - t1) / (self.micro_batch - 1), 0.0)
+        b, wall = (self.micro_batch, tb) if batched else (1, t1)
+        compute = min(b * per_item, wall)
+        unit = f"call of batch {b}"
+        how = f"T(b) = L + b t fitted to T(1) and T({self.micro_batch}); idle = L, compute = b t"
+        return self._run(variant, unit, b, 0.0, compute, wall - compute, wall, flops, nbytes, how)
+
+
+class ComputeWall(Scenario):
+    """``relu(x @ W + b)`` with large square ``x`` and ``W``: the matmul's FLOPs dominate (compute-bound).
+
+    ``prune`` keeps the half of ``W``'s output columns with the largest L2 norm (structured pruning: half the FLOPs);
+    ``fuse_kernels`` computes ``addmm(b, x, W).relu_()``, folding the bias add and the ReLU into the matmul's output
+    pass instead of writing and re-reading two intermediates.
+
+    Examples
+    --------
+    >>> from efflab.roofline import Roofline
+    >>> roof = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6)
+    >>> s = ComputeWall(n=128, device="cpu", roofline=roof, min_run_s=0.02)
+    >>> run = s.run("prune")
+    >>> run.items, run.flops >= 128 * 64 * 128 * 2
+    (128, True)
+    """
+
+    name = "compute wall"
+    works_fix, wasted_fix = "prune", "fuse_kernels"
+    lever_text = {"prune": "prune half of W's columns (half the FLOPs)", "fuse_kernels": "fuse bias + ReLU"}
+
+    def __init__(self, n: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        default = 4096 if self.device.type == "cuda" else 1024  # a CPU core needs ~50 ms, an H100 a few ms
+        self.n = v.integer(default if n is None else n, "n", "rows = features", low=2)
+
+    def tensors(self, variant: str = "baseline"):
+        """Seeded ``(x, W, b)`` on the device; for ``prune``, ``W`` and ``b`` keep the top half columns by norm."""
+        import torch
+
+        gen = torch.Generator().manual_seed(self.seed)
+        x = torch.randn(self.n, self.n, generator=gen)
+        w = torch.randn(self.n, self.n, generator=gen) / self.n**0.5
+        b = torch.randn(self.n, generator=gen)
+        if self._variant(variant) == "prune":
+            keep = torch.linalg.vector_norm(w, dim=0).topk(self.n // 2).indices.sort().values
+            w, b = w[:, keep].contiguous(), b[keep].contiguous()
+        return x.to(self.device), w.to(self.device), b.to(self.device)
+
+    @staticmethod
+    def unfused(x, w, b):
+        """``relu(x @ w + b)`` as three ops (mm, add, relu)."""
+        import torch
+
+        return torch.relu(torch.mm(x, w) + b)
+
+    @staticmethod
+    def fused(x, w, b):
+        """``relu(x @ w + b)`` as addmm with the bias in its epilogue and an in-place ReLU."""
+        import torch
+
+        return torch.addmm(b, x, w).relu_()
+
+    def run(self, variant: str = "baseline") -> ScenarioRun:
+        import torch
+
+        variant = self._variant(variant)
+        fn = self.fused if variant == "fuse_kernels" else self.unfused
+        x, w, b = self.tensors(variant)
+        one = torch.ones(1, device=self.device)
+        with _threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
+            wall = _median_s(fn, x, w, b, min_run_s=self.min_run_s)
+            floor = _median_s(torch.add, one, one, min_run_s=0.05)
+            flops, nbytes, ops = self._profile(fn, x, w, b)
+        idle = min(ops * floor, wall)
+        how = f"benchmark median; idle = {ops} ops x {floor * 1e6:.3g} us (one-element add), compute = the rest"
+        return self._run(variant, f"call ({self.n} rows)", self.n, 0.0, wall - idle, idle, wall, flops, nbytes, how)

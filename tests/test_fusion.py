@@ -1,0 +1,82 @@
+"""Fusion and weight-dtype levers: numerics against torch and float64, bytes against a hand count and profile_ops."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from efflab.fusion import (
+    compare_fusion,
+    compare_weight_dtypes,
+    gelu_tanh_fused,
+    gelu_tanh_unfused,
+    unfused_gelu_bytes,
+)
+from efflab.roofline import Roofline
+
+ROOF = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6, name="test roofline")
+
+
+def _gelu_tanh_float64(x: np.ndarray) -> np.ndarray:
+    # Hendrycks & Gimpel's tanh approximation, written out independently in float64.
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unfused_and_fused_agree_with_float64_oracle(seed):
+    x = torch.randn(10_000, generator=torch.Generator().manual_seed(seed)) * 4
+    expected = _gelu_tanh_float64(x.double().numpy())
+    np.testing.assert_allclose(gelu_tanh_unfused(x).numpy(), expected, atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(gelu_tanh_fused(x).numpy(), expected, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("numel", [1, 1000, 4096])
+def test_profiled_bytes_match_hand_count(numel):
+    c = compare_fusion(numel, roofline=ROOF, min_run_s=0.005, device="cpu")
+    unfused_bytes, fused_bytes = unfused_gelu_bytes(numel)
+    assert c.unfused.bytes_moved == unfused_bytes
+    assert c.fused.bytes_moved == fused_bytes
+    assert (c.unfused.kernels, c.fused.kernels) == (8, 1)
+    assert c.bytes_ratio == 9.0
+    assert c.compiled is None and c.compile_time_s is None
+    assert c.unfused.time_s > 0 and c.fused.time_s > 0
+    assert "bytes unfused/fused = 9x" in c.to_text()
+
+
+def test_energy_charges_same_flops_and_fewer_bytes():
+    c = compare_fusion(2048, roofline=ROOF, min_run_s=0.005, device="cpu")
+    unfused, fused = c.energy()
+    assert unfused.compute_j == fused.compute_j
+    assert unfused.movement_j == pytest.approx(9 * fused.movement_j)
+    # 8 FLOPs per element at 2.3 pJ, 18 * 4 bytes per element at 162.5 pJ/B (hand-computed from Horowitz's table).
+    assert unfused.total_j == pytest.approx(2048 * (8 * 2.3e-12 + 72 * 162.5e-12))
+
+
+def test_weight_dtypes_bytes_and_error():
+    out_f, in_f = 96, 160
+    fp32, int8 = compare_weight_dtypes(out_f, in_f, roofline=ROOF, min_run_s=0.005, device="cpu")
+    assert fp32.weight_bytes == 4 * out_f * in_f
+    assert int8.weight_bytes == out_f * in_f + 2 * out_f
+    # Compulsory bytes of F.linear: W, x and y in fp32.
+    assert fp32.bytes_moved == 4 * (out_f * in_f + in_f + out_f)
+    if int8.time_s is None:
+        assert "unavailable" in int8.skipped
+    else:
+        # int8 W, bf16 x, bf16 scales and bf16 y.
+        assert int8.bytes_moved == out_f * in_f + 2 * (in_f + out_f + out_f)
+        assert int8.relative_error < 2e-2  # bf16 activations: ~3 significant digits
+        assert int8.effective_bandwidth_bytes_per_s > 0
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="numel"):
+        unfused_gelu_bytes(0)
+    with pytest.raises(TypeError, match="numel"):
+        compare_fusion(1.5, roofline=ROOF)
+    with pytest.raises(ValueError, match="min_run_s"):
+        compare_fusion(16, roofline=ROOF, min_run_s=0)
+    with pytest.raises(ValueError, match="out_features"):
+        compare_weight_dtypes(0, 4, roofline=ROOF)

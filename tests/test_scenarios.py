@@ -1,0 +1,127 @@
+"""Scenarios: work counts against hand formulas, outputs against torch, diagnoses and anti-patterns, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from efflab.dam import FIXES
+from efflab.roofline import Roofline
+from efflab.scenarios import ComputeWall, LatencyCliff, ScenarioRun, StarvingAccelerator
+
+ROOF = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6, name="test roofline")
+FAST = {"device": "cpu", "roofline": ROOF, "min_run_s": 0.01}
+
+
+def _run(regime_terms, **kw):
+    data, compute, idle = regime_terms
+    fields = dict(flops=1e6, bytes_moved=1e4, peak_flops_per_s=1e11, bandwidth_bytes_per_s=2e10)
+    fields.update(kw)
+    wall = data + compute + idle
+    return ScenarioRun("t", "baseline", "call", 1, data, compute, idle, wall, device="cpu", how="", **fields)
+
+
+@pytest.mark.parametrize(
+    ("terms", "regime", "works", "wasted", "anti_pattern"),
+    [
+        ((0.8, 0.2, 0.0), "input", "cache_dataset", "change_model", "model twiddle"),
+        ((0.0, 0.01, 0.99), "latency", "bigger_batch", "faster_gpu", "hardware crutch"),
+        ((0.0, 0.99, 0.01), "compute", "prune", "fuse_kernels", "premature optimizer"),
+    ],
+)
+def test_each_scenarios_levers_are_judged_as_the_chapter_says(terms, regime, works, wasted, anti_pattern):
+    run = _run(terms)
+    assert run.diagnose().regime == regime
+    assert run.diagnose(works).anti_pattern is None
+    assert run.diagnose(wasted).anti_pattern == anti_pattern
+
+
+def test_scenario_levers_are_known_fixes():
+    for cls in (StarvingAccelerator, LatencyCliff, ComputeWall):
+        assert {cls.works_fix, cls.wasted_fix} <= set(FIXES)
+        assert set(cls.lever_text) == {cls.works_fix, cls.wasted_fix}
+
+
+def test_peak_raised_to_achieved_rate_keeps_mfu_at_most_one():
+    run = _run((0.0, 1.0, 0.0), flops=2e11, peak_flops_per_s=1e11)  # achieved 2e11 FLOP/s > the stated peak
+    assert run.diagnose_kwargs()["peak_flops_per_s"] == 2e11
+    assert run.diagnose().scorecard.mfu.value == pytest.approx(1.0)
+
+
+def test_compute_wall_flops_and_outputs():
+    n = 64
+    s = ComputeWall(n=n, **FAST)
+    base, fused, pruned = s.run(), s.run("fuse_kernels"), s.run("prune")
+    # mm: 2 n^3 (FlopCounterMode's formula; addmm counts only its mm), add and relu: n^2 each.
+    assert base.flops == 2 * n**3 + 2 * n**2
+    assert fused.flops == 2 * n**3 + n**2
+    assert pruned.flops == 2 * n * n * (n // 2) + 2 * n * (n // 2)
+    assert base.bytes_moved > fused.bytes_moved  # the fused epilogue skips one intermediate
+    x, w, b = s.tensors()
+    full = torch.relu(x @ w + b)
+    torch.testing.assert_close(s.fused(x, w, b), full)
+    keep = torch.linalg.vector_norm(w, dim=0).argsort(descending=True)[: n // 2].sort().values
+    xp, wp, bp = s.tensors("prune")
+    torch.testing.assert_close(s.unfused(xp, wp, bp), full[:, keep])
+    for run in (base, fused, pruned):
+        assert run.data_time_s == 0 and run.idle_time_s >= 0
+        assert run.data_time_s + run.compute_time_s + run.idle_time_s == pytest.approx(run.wall_time_s)
+
+
+def test_compute_wall_is_compute_bound():
+    run = ComputeWall(n=256, **FAST).run()
+    d = run.diagnose()
+    assert d.regime == "compute" and d.compute_fraction > 0.9
+
+
+def test_latency_cliff_flops_regime_and_batching():
+    layers, width = 6, 16
+    s = LatencyCliff(layers=layers, width=width, micro_batch=32, **FAST)
+    base = s.run()
+    assert base.flops == layers * (2 * width * width + width)  # addmm 2*1*w*w, relu w
+    assert base.diagnose().regime == "latency"
+    batched = s.run("bigger_batch")
+    assert batched.items == 32 and batched.flops == 32 * base.flops
+    assert batched.time_per_item_s < base.time_per_item_s  # a 30x effect: fixed dispatch cost shared by 32 requests
+    for run in (base, batched):
+        assert run.compute_time_s + run.idle_time_s == pytest.approx(run.wall_time_s)
+
+
+def test_starving_decode_matches_numpy_oracle_and_flops():
+    s = StarvingAccelerator(batches=2, batch_size=4, hidden=8, **FAST)
+    import zlib
+
+    raw = np.frombuffer(zlib.decompress(s.blobs[3]), dtype=np.uint8).reshape(3, 96, 96).astype(np.float64)
+    pooled = raw.reshape(3, 32, 3, 32, 3).mean(axis=(2, 4)) / 255.0
+    mean = np.array([0.485, 0.456, 0.406])[:, None, None]
+    std = np.array([0.229, 0.224, 0.225])[:, None, None]
+    np.testing.assert_allclose(s.decode(s.blobs[3]), (pooled - mean) / std, rtol=1e-5, atol=1e-5)
+    run = s.run()
+    per_batch = 2 * 4 * 3072 * 8 + 4 * 8 + 2 * 4 * 8 * 10  # two addmm + relu
+    assert run.flops == 2 * per_batch and run.items == 8
+    assert run.diagnose().regime == "input"
+    cached = s.run("cache_dataset")
+    assert cached.data_time_s < run.data_time_s
+
+
+def test_trial_interleaves_and_reports_speedups():
+    t = LatencyCliff(layers=4, width=8, micro_batch=16, **FAST).trial(rounds=1)
+    assert (t.baseline.variant, t.works.variant, t.wasted.variant) == ("baseline", "bigger_batch", "faster_gpu")
+    assert t.works_speedup > 1
+    assert "per item" in t.to_text()
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="variant"):
+        ComputeWall(n=8, **FAST).run("faster_gpu")
+    with pytest.raises(ValueError, match="batches"):
+        StarvingAccelerator(batches=0, **FAST)
+    with pytest.raises(ValueError, match="threads"):
+        LatencyCliff(threads=0, **FAST)
+    with pytest.raises(ValueError, match="min_run_s"):
+        LatencyCliff(device="cpu", roofline=ROOF, min_run_s=-1)
+    with pytest.raises(TypeError, match="n"):
+        ComputeWall(n=2.5, **FAST)
+    with pytest.raises(ValueError, match="rounds"):
+        LatencyCliff(**FAST).trial(rounds=0)
