@@ -264,11 +264,10 @@ class PipelineRun:
 
     @property
     def bottleneck(self) -> str:
-        """The stage that sets the pace: sequentially the largest stage; overlapped "loader" when the model step
-        waits for data more than a quarter of the time, else "model"."""
+        """Which part sets the pace, "loader" (decode + augment) or "model". Sequentially the larger of the two
+        median times; overlapped "loader" when the model step waited for data more than a quarter of the wall time."""
         if not self.overlap:
-            t = self.stage_time_s
-            return max(t, key=t.get)
+            return "loader" if self.loader_time_s > self.stage_time_s["model"] else "model"
         return "loader" if self.wait_fraction > 0.25 else "model"
 
     def summary(self) -> str:
