@@ -10,13 +10,16 @@ Three things the roofline chapter (``chapters/03_roofline``) and the labs share:
 - :func:`decode_floor` -- the bandwidth floor of one batch-1 decode step (every weight read once per token).
 
 and, for measurement (torch imported inside the functions only), :func:`regime_workloads` and
-:func:`kernel_workloads` (ready-to-run ops with their costs), :func:`measure_op` (a :class:`MeasuredOp`, which
-:func:`efflab.plots.plot_roofline` places at its achieved FLOP/s) and :func:`num_threads`.
+:func:`kernel_workloads` (ready-to-run ops with their costs), :func:`measure_op` and :func:`measure_ops` (a
+:class:`MeasuredOp`, which :func:`efflab.plots.plot_roofline` places at its achieved FLOP/s; ``measure_ops``
+interleaves workloads over rounds and keeps each one's fastest median, for shared machines) and :func:`num_threads`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -41,12 +44,14 @@ __all__ = [
     "KernelCase",
     "MeasuredOp",
     "MemoryWallRow",
+    "Table",
     "Workload",
     "annual_growth",
     "decode_floor",
     "kernel_catalog",
     "kernel_workloads",
     "measure_op",
+    "measure_ops",
     "memory_wall",
     "num_threads",
     "regime_workloads",
@@ -291,6 +296,53 @@ def decode_floor(params: float, dtype: str = "fp16", device="H100 SXM", time_per
     )
 
 
+@dataclass(frozen=True)
+class Table:
+    """A small table of already-formatted cells that shows as HTML in a notebook and as aligned text elsewhere.
+
+    Chapters print their numbers through it so that wide tables wrap in the book instead of scrolling.
+
+    Examples
+    --------
+    >>> t = Table(("op", "time"), [("add", "1 ms"), ("matmul", "20 ms")])
+    >>> print(t)
+    op      time
+    add     1 ms
+    matmul  20 ms
+    >>> "<th>op</th>" in t._repr_html_()
+    True
+    """
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    caption: str = ""
+
+    def __post_init__(self):
+        header = tuple(str(h) for h in self.header)
+        rows = tuple(tuple(str(c) for c in row) for row in self.rows)
+        for i, row in enumerate(rows):
+            if len(row) != len(header):
+                raise ValueError(f"rows[{i}] must have {len(header)} cells (one per header entry); got {len(row)}")
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "rows", rows)
+
+    def __str__(self) -> str:
+        widths = [max(len(r[k]) for r in (self.header, *self.rows)) for k in range(len(self.header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (self.header, *self.rows)
+        ]
+        return "\n".join(([self.caption] if self.caption else []) + lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self.rows)
+        caption = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Measurement (torch imported inside the functions).
 # --------------------------------------------------------------------------------------------------------------------
@@ -316,6 +368,7 @@ class MeasuredOp:
     bytes_moved: float
     time_s: float
     iqr_s: float = 0.0
+    threads: int | None = None  # CPU threads of the kept measurement (None: torch's setting)
 
     @property
     def intensity_flops_per_byte(self) -> float:
@@ -334,8 +387,79 @@ class MeasuredOp:
         return roofline.classify(self.flops, self.bytes_moved, dtype=dtype).regime
 
 
-def measure_op(workload: Workload, min_run_s: float = 0.1, max_run_s: float = 1.0) -> MeasuredOp:
-    """Time a :class:`Workload` with :func:`efflab.timing.benchmark` (median) and pair it with its cost.
+def _thread_counts(threads) -> tuple[int | None, ...]:
+    if threads is None:
+        return (None,)
+    if isinstance(threads, (int, np.integer)) and not isinstance(threads, bool):
+        return (v.integer(threads, "threads", "threads", low=1),)
+    counts = tuple(v.integer(n, "threads", "threads", low=1) for n in threads)
+    if not counts:
+        raise ValueError("threads must name at least one thread count (threads >= 1)")
+    return counts
+
+
+def _median(workload: Workload, n_threads: int | None, min_run_s: float, max_run_s: float):
+    import warnings
+
+    from efflab.timing import HighVarianceWarning, benchmark
+
+    with warnings.catch_warnings(), num_threads(n_threads) if n_threads else contextlib.nullcontext():
+        warnings.simplefilter("ignore", HighVarianceWarning)  # the IQR is kept on the result instead
+        return benchmark(workload.fn, *workload.args, min_run_s=min_run_s, max_run_s=max_run_s, **workload.kwargs)
+
+
+def measure_ops(
+    workloads, *, rounds: int = 1, threads=None, min_run_s: float = 0.1, max_run_s: float = 1.0
+) -> tuple[MeasuredOp, ...]:
+    """Time several workloads, interleaved, keeping each one's fastest median: ``t = min_(round, threads) median``.
+
+    On a shared machine a neighbour's burst slows whatever runs at that moment. Interleaving the workloads over
+    ``rounds`` spreads such bursts over all of them, and the minimum of the medians is the least-disturbed figure.
+    With several thread counts the fastest is kept too (a busy core stalls every multi-threaded op at its barrier).
+
+    Parameters
+    ----------
+    workloads : sequence of Workload
+    rounds : int
+        Passes over all workloads (>= 1).
+    threads : int or sequence of int, optional
+        CPU thread counts to try (torch's current setting when None); no effect on CUDA kernels' speed.
+    min_run_s, max_run_s : float
+        Per-measurement budgets passed to :func:`efflab.timing.benchmark` (s).
+
+    Returns
+    -------
+    tuple of MeasuredOp
+        In the order of ``workloads``; ``threads`` is the count that gave the kept median (None: torch's setting).
+
+    Examples
+    --------
+    >>> ws = [Workload("sum", sum, ([1.0] * 1000,), OpCost(999.0, 8000.0)), Workload("max", max, ([1.0] * 10,), OpCost(9.0, 80.0))]
+    >>> [m.label for m in measure_ops(ws, rounds=2, min_run_s=0.005)]
+    ['sum', 'max']
+    """
+    workloads = list(workloads)
+    if not all(isinstance(w, Workload) for w in workloads):
+        raise TypeError("workloads must be a sequence of efflab.kernels.Workload")
+    rounds = v.integer(rounds, "rounds", "passes", low=1)
+    counts = _thread_counts(threads)
+    best: list[tuple[float, float, int | None]] = [(math.inf, 0.0, None)] * len(workloads)
+    for _ in range(rounds):
+        for i, w in enumerate(workloads):
+            for n in counts:
+                m = _median(w, n, min_run_s, max_run_s)
+                if m.median_s < best[i][0]:
+                    best[i] = (m.median_s, m.iqr_s, n)
+    return tuple(
+        MeasuredOp(w.label, w.cost.flops, w.cost.bytes_moved, t, iqr, n)
+        for w, (t, iqr, n) in zip(workloads, best, strict=True)
+    )
+
+
+def measure_op(workload: Workload, min_run_s: float = 0.1, max_run_s: float = 1.0, threads=None) -> MeasuredOp:
+    """Time one :class:`Workload` with :func:`efflab.timing.benchmark` (median) and pair it with its cost.
+
+    ``threads`` as in :func:`measure_ops` (the fastest of the counts given is kept).
 
     Examples
     --------
@@ -344,15 +468,7 @@ def measure_op(workload: Workload, min_run_s: float = 0.1, max_run_s: float = 1.
     >>> m.label, m.flops, m.time_s > 0
     ('sum', 999.0, True)
     """
-    import warnings
-
-    from efflab.timing import HighVarianceWarning, benchmark
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HighVarianceWarning)  # the IQR is kept on the result instead
-        m = benchmark(workload.fn, *workload.args, min_run_s=min_run_s, max_run_s=max_run_s, **workload.kwargs)
-    c = workload.cost
-    return MeasuredOp(workload.label, c.flops, c.bytes_moved, m.median_s, m.iqr_s)
+    return measure_ops([workload], threads=threads, min_run_s=min_run_s, max_run_s=max_run_s)[0]
 
 
 @contextlib.contextmanager

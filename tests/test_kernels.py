@@ -11,12 +11,14 @@ import pytest
 from efflab.hardware import CATALOG
 from efflab.kernels import (
     MeasuredOp,
+    Table,
     Workload,
     annual_growth,
     decode_floor,
     kernel_catalog,
     kernel_workloads,
     measure_op,
+    measure_ops,
     memory_wall,
     num_threads,
     regime_workloads,
@@ -208,3 +210,56 @@ def test_workloads_reject_bad_device():
     pytest.importorskip("torch")
     with pytest.raises(ValueError, match="device"):
         regime_workloads("meta")
+
+
+def test_measure_ops_keeps_the_fastest_round_in_order():
+    import time
+
+    state = {"fast": False}
+
+    def varying():
+        time.sleep(0.0005 if state["fast"] else 0.004)
+
+    def switch():  # runs after "varying" in each round: every later round of "varying" is fast
+        state["fast"] = True
+
+    ws = [Workload("varying", varying, (), OpCost(1.0, 8.0)), Workload("switch", switch, (), OpCost(0.0, 8.0))]
+    first = measure_ops(ws, rounds=1, min_run_s=0.02)[0]
+    state["fast"] = False
+    ops = measure_ops(ws, rounds=2, min_run_s=0.02)
+    assert [m.label for m in ops] == ["varying", "switch"]
+    assert first.time_s >= 0.004
+    assert ops[0].time_s < first.time_s / 2
+    assert all(m.threads is None for m in ops)
+
+
+def test_measure_ops_records_the_thread_count():
+    pytest.importorskip("torch")
+    (m,) = measure_ops([Workload("len", len, ([0] * 10,), OpCost(0.0, 8.0))], threads=(1, 2), min_run_s=0.005)
+    assert m.threads in (1, 2)
+    assert measure_op(Workload("len", len, ([0],), OpCost(0.0, 8.0)), min_run_s=0.005, threads=1).threads == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"rounds": 0}, ValueError, "rounds"),
+        ({"threads": 0}, ValueError, "threads"),
+        ({"threads": ()}, ValueError, "threads"),
+    ],
+)
+def test_measure_ops_bad_input(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        measure_ops([Workload("len", len, ([0],), OpCost(0.0, 8.0))], min_run_s=0.001, **kwargs)
+    with pytest.raises(TypeError, match="Workload"):
+        measure_ops([len])
+
+
+def test_table_text_html_and_bad_rows():
+    t = Table(("a", "b<"), [(1, "x&y"), ("long", 2.5)], caption="cap")
+    assert str(t).splitlines() == ["cap", "a     b<", "1     x&y", "long  2.5"]
+    page = t._repr_html_()
+    assert "<th>b&lt;</th>" in page and "<td>x&amp;y</td>" in page and "<caption>cap</caption>" in page
+    assert page.count("<tr>") == 3
+    with pytest.raises(ValueError, match="rows\\[0\\]"):
+        Table(("a", "b"), [("only one",)])
