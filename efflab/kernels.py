@@ -47,6 +47,7 @@ __all__ = [
     "Table",
     "Workload",
     "annual_growth",
+    "ceiling_table",
     "decode_floor",
     "kernel_catalog",
     "kernel_workloads",
@@ -341,6 +342,43 @@ class Table:
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self.rows)
         caption = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def ceiling_table(roofline: Roofline) -> Table:
+    """Every ceiling of a roofline with its measured value beside its spec (datasheet or estimate) and the ratio.
+
+    Rows: compute ceilings per dtype, memory ceilings per level, the latency floor when known; the caption names the
+    ridge point ``R_peak / BW`` of the default dtype over the slowest memory.
+
+    Examples
+    --------
+    >>> from efflab.roofline import Ceiling
+    >>> roof = Roofline({"fp32": Ceiling("fp32", "compute", 1e11, spec=2e11, measured=1e11, estimated=True)},
+    ...                 {"dram": 2e10}, latency_s=1e-6, name="test")
+    >>> print(ceiling_table(roof))
+    test: ridge point 5 FLOP/B (fp32 over dram)
+    ceiling        measured      spec                    measured / spec
+    compute fp32   100 GFLOP/s   200 GFLOP/s (estimate)  50 %
+    memory dram    -             20 GB/s (spec)          -
+    latency floor  1 µs          -                       -
+    """
+    from efflab.style import format_si
+
+    def row(c, unit):
+        spec = "-" if c.spec is None else f"{format_si(c.spec, unit)} ({'estimate' if c.estimated else 'spec'})"
+        frac = "-" if c.fraction_of_spec is None else f"{100 * c.fraction_of_spec:.0f} %"
+        measured = "-" if c.measured is None else format_si(c.measured, unit)
+        return (f"{c.kind} {c.name}", measured, spec, frac)
+
+    rows = [row(c, "FLOP/s") for c in roofline.compute.values()]
+    rows += [row(c, "B/s") for c in roofline.memory.values()]
+    if roofline.latency_s is not None:
+        rows.append(("latency floor", format_si(roofline.latency_s, "s"), "-", "-"))
+    slowest = min(roofline.memory.values(), key=lambda c: c.value).name
+    caption = (
+        f"{roofline.name}: ridge point {roofline.ridge_point:.3g} FLOP/B ({roofline.default_dtype} over {slowest})"
+    )
+    return Table(("ceiling", "measured", "spec", "measured / spec"), rows, caption=caption)
 
 
 # --------------------------------------------------------------------------------------------------------------------

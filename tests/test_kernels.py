@@ -14,6 +14,7 @@ from efflab.kernels import (
     Table,
     Workload,
     annual_growth,
+    ceiling_table,
     decode_floor,
     kernel_catalog,
     kernel_workloads,
@@ -263,3 +264,11 @@ def test_table_text_html_and_bad_rows():
     assert page.count("<tr>") == 3
     with pytest.raises(ValueError, match="rows\\[0\\]"):
         Table(("a", "b"), [("only one",)])
+
+
+def test_ceiling_table_rows_follow_the_roofline():
+    roof = Roofline.from_device(CATALOG["H100 SXM"])
+    t = ceiling_table(roof)
+    assert [r[0] for r in t.rows] == [f"compute {d}" for d in CATALOG["H100 SXM"].peak_flops_per_s] + ["memory dram"]
+    assert all(r[1] == "-" and r[2].endswith("(spec)") for r in t.rows)  # datasheet only: nothing measured
+    assert "ridge point 20 FLOP/B (fp32 over dram)" in t.caption  # 67e12 / 3.35e12 = 20
