@@ -404,8 +404,8 @@ def _regime_legend(ax, regimes, loc="best", extra=()):
 def plot_op_profile(profile, *, roofline=None, top: int = 5, ax=None):
     """A profile's ops on the roofline: at their achieved ``flops / time_s``, marker area proportional to time share.
 
-    ``share_i = time_i / sum(time)``; the ``top`` ops by time are labelled with their share. Ops with 0 FLOPs
-    (embedding lookups, copies) cannot sit on a log axis: they are listed in a note with their share.
+    ``share_i = time_i / sum(time)``; the ``top`` ops by time are labelled with their share. Ops with 0 FLOPs or
+    0 bytes (embedding lookups, copies, views) cannot sit on a log axis: they are listed in a note with their share.
 
     Parameters
     ----------
@@ -436,21 +436,28 @@ def plot_op_profile(profile, *, roofline=None, top: int = 5, ax=None):
     records = list(profile.records)
     if not records:
         raise ValueError("profile must hold at least one op record; got none")
-    times = np.array([float(v.positive(r.time_s, "time_s", "s")) for r in records])
+    times = np.array([float(v.nonnegative(r.time_s, "time_s", "s")) for r in records])
+    if times.sum() <= 0:
+        raise ValueError("profile records must have a positive total time_s (in s); got 0")
     shares = times / times.sum()
-    pts = [RooflinePoint(r.name, r.flops, r.bytes_moved, r.time_s) for r in records]
-    ax = plot_roofline(rl, None, ax=ax, intensity_range=_profile_range(rl, pts))
-    keep = [i for i, p in enumerate(pts) if p.flops > 0]
+    # An op with no FLOPs or no bytes (a view, a copy, an op that stays on chip) has no place on a log-log roofline.
+    keep = [i for i, r in enumerate(records) if r.flops > 0 and r.bytes_moved > 0 and r.time_s > 0]
+    pts = [
+        RooflinePoint(r.name, r.flops, r.bytes_moved, r.time_s) if i in keep else None for i, r in enumerate(records)
+    ]
+    names = [r.name for r in records]
+    ax = plot_roofline(rl, None, ax=ax, intensity_range=_profile_range(rl, [pts[i] for i in keep]))
     order = sorted(keep, key=lambda i: -shares[i])[:top]
     labels = {j: f"{pts[i].label} {100 * shares[i]:.0f} %" for j, i in enumerate(keep) if i in order}
     with style_context():
         coll = _draw_points(ax, rl, [pts[i] for i in keep], None, None, sizes=30 + 1200 * shares[keep], annotate=labels)
         if coll is not None:
             coll.shares = tuple(shares[keep])
-        zero = [i for i in range(len(pts)) if pts[i].flops == 0]
-        if zero:
-            note = ", ".join(f"{pts[i].label} {100 * shares[i]:.0f} %" for i in zero)
-            ax.text(0.02, 0.03, f"not shown (0 FLOPs): {note}", transform=ax.transAxes, fontsize=8)
+        hidden = sorted({i for i in range(len(records)) if i not in keep}, key=lambda i: -shares[i])
+        if hidden:
+            note = ", ".join(f"{names[i]} {100 * shares[i]:.0f} %" for i in hidden[:4])
+            more = f" and {len(hidden) - 4} more" if len(hidden) > 4 else ""
+            ax.text(0.02, 0.03, f"not shown (0 FLOPs or 0 bytes): {note}{more}", transform=ax.transAxes, fontsize=8)
         ax.set_title(f"op profile: {len(records)} ops, {format_si(times.sum(), 's')} total — {rl.name}")
         _regime_legend(ax, set(getattr(coll, "regimes", ())), loc="upper left")
     return ax
@@ -461,7 +468,7 @@ def _no_roofline():
 
 
 def _profile_range(rl, pts):
-    xs = [p.flops / p.bytes_moved for p in pts if p.flops > 0] or [rl.ridge_point]
+    xs = [p.flops / p.bytes_moved for p in pts] or [rl.ridge_point]
     return (
         10 ** math.floor(math.log10(min(min(xs) / 3, rl.ridge_point / 100))),
         10 ** math.ceil(math.log10(max(max(xs) * 3, rl.ridge_point * 10))),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import contextmanager
 from types import MappingProxyType
 
 __all__ = [
@@ -98,10 +99,14 @@ def format_si(value: float, unit: str = "", digits: int = 3) -> str:
     return f"{mantissa:g} {_PREFIXES[exp]}{unit}".strip()
 
 
+@contextmanager
 def style_context():
-    """A ``matplotlib.rc_context`` with the course style; every efflab plot draws inside one.
+    """Draw with the course style: a ``matplotlib.rc_context`` that leaves interactive mode as the body left it.
 
-    Use it for your own figures so they match: ``with style_context(): fig, ax = plt.subplots()``.
+    Use it for your own figures so they match: ``with style_context(): fig, ax = plt.subplots()``. Plain
+    ``rc_context`` would be wrong here: in a notebook the first figure makes IPython activate the inline backend,
+    which turns interactive mode on, and restoring the old rcParams on exit would turn it off again -- every later
+    figure would then silently not be shown.
 
     Examples
     --------
@@ -112,4 +117,12 @@ def style_context():
     """
     import matplotlib
 
-    return matplotlib.rc_context(dict(STYLE_RC))
+    interactive = matplotlib.is_interactive()
+    try:
+        with matplotlib.rc_context(dict(STYLE_RC)):
+            try:
+                yield
+            finally:
+                interactive = matplotlib.is_interactive()
+    finally:
+        matplotlib.interactive(interactive)

@@ -150,9 +150,24 @@ def test_op_profile_sizes_follow_time_share():
     assert sizes[0] > sizes[1] > sizes[2]
     assert np.allclose(coll.get_offsets()[:, 1], [2e9 / 6e-3, 4e6 / 3e-3, 5e6 / 1e-3])  # achieved FLOP/s
     assert "linear 55 %" in texts(ax) and "gelu 27 %" in texts(ax) and "softmax 9 %" not in texts(ax)
-    assert "not shown (0 FLOPs): embedding 9 %" in texts(ax)
+    assert "not shown (0 FLOPs or 0 bytes): embedding 9 %" in texts(ax)
     with pytest.raises(ValueError, match="roofline"):
         plot_op_profile(NS(records=recs, roofline=None))
+
+
+def test_op_profile_of_a_real_profile():
+    torch = pytest.importorskip("torch")
+    from efflab.profile import profile_ops
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 64))
+    roof = Roofline(compute={"fp32": 1e11}, memory={"dram": 2.5e10}, latency_s=2e-6, name="example CPU")
+    profile = profile_ops(model, torch.randn(32, 64), roofline=roof)
+    ax = plot_op_profile(profile)
+    (coll,) = [c for c in ax.collections if c.get_gid() == "points"]
+    drawn = [r for r in profile.records if r.flops > 0 and r.bytes_moved > 0 and r.time_s > 0]
+    assert len(coll.get_offsets()) == len(drawn)
+    assert np.allclose(coll.get_offsets()[:, 0], [r.intensity_flops_per_byte for r in drawn])
+    assert [REGIME_COLORS[r.regime].lower() for r in drawn] == [mcolors.to_hex(c) for c in coll.get_facecolors()]
 
 
 def brute_force_front(p, signs):
@@ -292,3 +307,19 @@ def test_importing_style_and_widgets_stays_light(repo_root):
     subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root)
     code = "import sys, efflab.style; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root)
+
+
+@pytest.mark.slow
+def test_every_figure_shows_in_a_notebook(repo_root):
+    """Regression: restoring rcParams after the first figure once switched interactive mode off, hiding the rest."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    sources = ["from efflab.plots import plot_amdahl, plot_roofline", "plot_roofline('T4');", "plot_amdahl();"]
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
+    client = nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": repo_root}}
+    )
+    client.execute()
+    for cell in nb.cells[1:]:
+        assert [o.output_type for o in cell.outputs] == ["display_data"] and "image/png" in cell.outputs[0].data
