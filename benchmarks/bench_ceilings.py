@@ -28,9 +28,12 @@ SWEEP = (64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1
 STREAM_REPEATS = 10
 
 
+# torch's thread count at start-up (the sweeps change it and restore it).
+THREADS = torch.get_num_threads()
+
+
 def _threads():
-    n = torch.get_num_threads()
-    return (n, 1) if n > 1 else (1,)
+    return (THREADS, 1) if THREADS > 1 else (1,)
 
 
 def best_matmul():
@@ -42,7 +45,7 @@ def best_matmul():
             rate = 2 * n**3 / benchmark(torch.matmul, a, a, min_run_s=0.2).median_s
             if rate > best:
                 best, where = rate, f"n={n}, {threads} threads"
-    torch.set_num_threads(_threads()[0])
+    torch.set_num_threads(THREADS)
     return best, where
 
 
@@ -68,7 +71,7 @@ def best_stream():
                     times.append(time.perf_counter() - t0)
                 key = f"{name} {mult}xLLC {threads}t"
                 results[key] = (median, moved / min(times))
-        torch.set_num_threads(_threads()[0])
+        torch.set_num_threads(THREADS)
     return results
 
 
