@@ -44,13 +44,12 @@ def _prepare(points: ArrayLike, sense) -> tuple[np.ndarray, np.ndarray, np.ndarr
     column: numpy runs long 1-D passes several times faster than reductions over a short trailing axis); when all
     are minimised the validated copy itself is used, which saves a pass and an allocation on large inputs.
     """
-    if (
-        isinstance(points, np.ndarray)
-        and points.dtype == np.float64
-        and points.ndim == 2
-        and points.shape[1] > 0
-        and np.isfinite(points).all()
-    ):
+    if isinstance(points, np.ndarray) and points.dtype == np.float64 and points.ndim == 2 and points.shape[1] > 0:
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = math.isfinite(points.sum())  # one pass; NaN, inf or an overflow all take the checked path
+    else:
+        finite = False
+    if finite:
         raw = points  # already valid: skip the defensive copy (nothing here writes to it)
     else:
         raw = v.points_2d(points, "points")  # converts, or raises the shared, named error
@@ -91,14 +90,11 @@ def _prefilter(c: np.ndarray) -> np.ndarray:
             scale = np.abs(sample[:, k]).max()  # scaling keeps the sum finite near the float64 limit
             z += sample[:, k] / scale if scale > 0 else sample[:, k]
         p = sample[np.argmin(z)]
-        # survivors: better than p somewhere, or equal to p (duplicates of a front point stay)
-        better = sub[:, 0] < p[0]
+        # survivors: not worse than p in the first objective, or better in another. Everything dropped is dominated
+        # by p (worse in the first objective, no better elsewhere); duplicates of p stay.
+        better = sub[:, 0] <= p[0]
         for k in range(1, c.shape[1]):
             better |= sub[:, k] < p[k]
-        same = np.flatnonzero(sub[:, 0] == p[0])
-        for k in range(1, c.shape[1]):
-            same = same[sub[same, k] == p[k]]
-        better[same] = True
         survivors = np.flatnonzero(better)
         done = 2 * survivors.size > keep.size
         keep = keep[survivors]
@@ -142,14 +138,17 @@ def _dominated_by(cand: np.ndarray, front: np.ndarray) -> np.ndarray:
 def _topological_order(c: np.ndarray) -> np.ndarray:
     """An order in which every point comes after all points that dominate it.
 
-    Floating-point sums are monotone, so a dominator's normalised sum is <= the dominated point's; ties are broken
-    lexicographically, which puts a dominator first.
+    Floating-point sums are monotone, so a dominator's normalised sum is <= the dominated point's; when sums tie,
+    a lexicographic sort puts a dominator first.
     """
     total = np.zeros(c.shape[0])
     for k in range(c.shape[1]):  # column by column: numpy reduces a short trailing axis slowly
         scale = np.abs(c[:, k]).max()
         total += c[:, k] / scale if scale > 0 else c[:, k]
-    return np.lexsort(tuple(c[:, k] for k in range(c.shape[1] - 1, -1, -1)) + (total,))
+    order = np.argsort(total, kind="stable")
+    if (total[order[1:]] == total[order[:-1]]).any():  # ties (integer grids, duplicates): break them lexicographically
+        order = np.lexsort(tuple(c[:, k] for k in range(c.shape[1] - 1, -1, -1)) + (total,))
+    return order
 
 
 def _mask_nd(c: np.ndarray, prefilter: bool = True) -> np.ndarray:
