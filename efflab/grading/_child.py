@@ -97,7 +97,7 @@ def main(job_path: str) -> int:
     os.chdir(scratch)
 
     import nbformat
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -128,7 +128,7 @@ def main(job_path: str) -> int:
     cells += [nbformat.v4.new_code_cell(c.source) for c in submitted.cells if c.cell_type == "code"]
     cells.append(nbformat.v4.new_code_cell(harness))
     nb = nbformat.v4.new_notebook(cells=cells)
-    km = KernelManager(kernel_name="python3", transport="ipc")  # unix sockets: no network needed, none opened
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc")  # unix sockets: no network needed, none opened
     client = CappedClient(nb, km=km, timeout=int(job["cell_timeout_s"]), allow_errors=True, shutdown_kernel="immediate")
     outcome = "finished"
     try:

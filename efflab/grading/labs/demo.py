@@ -44,12 +44,15 @@ def _intensity_cases(rng):
 
 
 def _time_cases(rng):
+    # one compute-bound case, one memory-bound case and one that mixes both, on the peaks of real parts:
+    # 1e12..1e15 FLOP/s and 1e11..4e12 byte/s (a CPU to an H100); the intensity factor places each op vs the ridge
     cases = []
-    for size in (1, 5, 12):
-        flops = 10 ** rng.uniform(6, 13, size)
+    for size, low, high in ((4, 0.3, 2.0), (6, -2.0, -0.3), (12, -2.0, 2.0)):
+        peak_flops_per_s = float(10 ** rng.uniform(12, 15))
+        bandwidth_bytes_per_s = float(10 ** rng.uniform(11, 12.6))
         bytes_moved = 10 ** rng.uniform(5, 11, size)
-        # peaks of real parts: 1e12..1e15 FLOP/s and 1e11..4e12 byte/s (CPU to H100)
-        cases.append(Case((flops, bytes_moved, float(10 ** rng.uniform(12, 15)), float(10 ** rng.uniform(11, 12.6)))))
+        flops = bytes_moved * (peak_flops_per_s / bandwidth_bytes_per_s) * 10 ** rng.uniform(low, high, size)
+        cases.append(Case((flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s)))
     return cases
 
 

@@ -1,0 +1,184 @@
+"""Student notebooks from masters (assign), the public check(), and the demo lab's spec."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from efflab.grading import check
+from efflab.grading.assign import default_output, leaks, make_student, out_of_date
+from efflab.grading.cli import add_cli
+from efflab.grading.labs import demo
+from efflab.grading.spec import Case, Lab, Question, hidden_cases, load_lab, matches
+
+DEMO = Path(__file__).parent / "data" / "demo_lab"
+MASTER = DEMO / "masters" / "demo.ipynb"
+STUDENT = DEMO / "demo.ipynb"
+
+
+def _cli(*argv: str) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+def _run(nb, env: dict[str, str]):
+    """Execute a notebook in this environment (not sandboxed): returns it with outputs."""
+    from nbclient import NotebookClient
+
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return nb
+
+
+def test_committed_student_notebook_is_regenerated_exactly():
+    assert out_of_date([MASTER]) == []
+    assert _cli("assign", "--check", str(MASTER)) == 0
+
+
+def test_check_fails_when_student_notebook_differs(tmp_path):
+    masters = tmp_path / "labs" / "masters"
+    masters.mkdir(parents=True)
+    (masters / "demo.ipynb").write_text(MASTER.read_text())
+    assert _cli("assign", "--check", str(masters / "demo.ipynb")) == 1  # missing
+    assert _cli("assign", str(masters / "demo.ipynb")) == 0
+    assert default_output(masters / "demo.ipynb") == tmp_path / "labs" / "demo.ipynb"
+    assert _cli("assign", "--check", str(masters / "demo.ipynb")) == 0
+    edited = nbformat.read(tmp_path / "labs" / "demo.ipynb", 4)
+    edited.cells[2].source += "\n# edited by hand"
+    nbformat.write(edited, tmp_path / "labs" / "demo.ipynb")
+    assert _cli("assign", "--check", str(masters / "demo.ipynb")) == 1
+
+
+def test_student_notebook_has_no_solution_marker_or_hidden_material():
+    master, student = nbformat.read(MASTER, 4), nbformat.read(STUDENT, 4)
+    assert leaks(master, student) == []
+    text = STUDENT.read_text()
+    for secret in ("BEGIN SOLUTION", "END SOLUTION", "np.maximum(compute_s", "np.sum(bytes_moved * time_s)", "lstsq"):
+        assert secret not in text
+    assert '"hidden"' not in text
+    # the solutions are stubs that name the exercise; the setup cell is the master's, verbatim
+    assert "NotImplementedError('Exercise 1: divide the FLOPs by the bytes moved')" in text
+    assert "bandwidth_bytes_per_s = ...  # Exercise 3" in text
+    assert student.cells[0].source == master.cells[0].source
+    assert all(c.get("outputs", []) == [] for c in student.cells)
+    assert student.metadata["efflab"]["lab"] == "demo"
+    # and the oracle for leaks() itself: the master leaks into a copy of itself
+    assert leaks(master, master)
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("def f():\n    # BEGIN SOLUTION\n    return 1\n", "no END line"),
+        ("x = 1\n# END SOLUTION\n", "never opened"),
+        ("# BEGIN SOLUTION\n# BEGIN HIDDEN\nx = 1\n# END HIDDEN\n# END SOLUTION\n", "not closed"),
+    ],
+)
+def test_bad_markers_are_reported_with_the_cell(source, message):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    with pytest.raises(ValueError, match=message):
+        make_student(nb, "x", "x.ipynb")
+
+
+def test_top_level_region_keeps_names_and_other_tags():
+    cell = nbformat.v4.new_code_cell("# BEGIN SOLUTION\na, b = 1, 2\nc: float = 3.0\n# END SOLUTION\nprint(a)")
+    cell.metadata["tags"] = ["nbval-ignore-output"]
+    student = make_student(nbformat.v4.new_notebook(cells=[cell]), "x")
+    assert student.cells[0].source.splitlines()[:3] == [
+        "a = ...  # Exercise 1: write your code here",
+        "b = ...  # Exercise 1: write your code here",
+        "c = ...  # Exercise 1: write your code here",
+    ]
+    assert student.cells[0].metadata["tags"] == ["nbval-ignore-output"]
+
+
+@pytest.mark.slow
+def test_student_notebook_runs_top_to_bottom_and_master_passes_strict_checks():
+    student = _run(nbformat.read(STUDENT, 4), {"EFFLAB_STRICT_CHECK": "0"})
+    printed = "".join(o.get("text", "") for c in student.cells if c.cell_type == "code" for o in c.outputs)
+    assert printed.count("not attempted yet") == 3
+    master = _run(nbformat.read(MASTER, 4), {"EFFLAB_STRICT_CHECK": "1"})  # raises CellExecutionError on a failure
+    printed = "".join(o.get("text", "") for c in master.cells if c.cell_type == "code" for o in c.outputs)
+    assert printed.count("✓") == 3
+
+
+def test_check_reports_and_only_raises_when_strict(capsys, monkeypatch):
+    monkeypatch.delenv("EFFLAB_STRICT_CHECK", raising=False)
+    assert check("demo.q1", demo.intensity) is True
+    assert check("demo.q1", lambda f, b: f * b) is False
+    out = capsys.readouterr().out
+    assert "✓ demo.q1" in out and "✗ demo.q1" in out and "Hint: intensity is FLOPs per byte" in out
+    assert check("demo.q2", lambda *a: 1 / 0) is False
+    assert "raised ZeroDivisionError" in capsys.readouterr().out
+    assert check("demo.q3", ...) is False and "not attempted" in capsys.readouterr().out
+    assert check("demo.q3", demo.fitted_bandwidth_bytes_per_s()) is True
+    assert check("demo.q9", 1) is False and check("nolab.q1", 1) is False and check("q1", 1) is False
+    assert check("demo.q1", 3.0) is False  # not a function
+    monkeypatch.setenv("EFFLAB_STRICT_CHECK", "1")
+    with pytest.raises(AssertionError, match="demo.q1"):
+        check("demo.q1", lambda f, b: f * b)
+    monkeypatch.setenv("EFFLAB_GRADING", "1")
+    assert check("demo.q1", demo.intensity) is False  # silent inside the grader's sandbox
+
+
+def test_demo_reference_against_independent_oracles():
+    # the fitted bandwidth: numpy's least squares through the origin is the oracle for the closed form
+    t = np.array(demo.RECORDED_TIME_S)[:, None]
+    slope = np.linalg.lstsq(t, np.array(demo.RECORDED_BYTES, float), rcond=None)[0][0]
+    assert demo.fitted_bandwidth_bytes_per_s() == pytest.approx(slope, rel=1e-12)
+    assert 1e9 < slope < 1e12  # a DRAM copy: between 1 GB/s and 1 TB/s
+    # the iron law by hand: 1e12 FLOP at 1e12 FLOP/s = 1 s beats 1e9 B at 1e11 B/s = 10 ms
+    assert float(demo.iron_law_time_s(1e12, 1e9, 1e12, 1e11)) == pytest.approx(1.0)
+    assert float(demo.iron_law_time_s(1e9, 1e12, 1e12, 1e11)) == pytest.approx(10.0)
+
+
+def test_hidden_cases_are_deterministic_and_independent_per_question():
+    lab = load_lab("demo")
+    a, b = hidden_cases(lab), hidden_cases(lab)
+    assert all(
+        np.array_equal(x, y)
+        for q in a
+        for ca, cb in zip(a[q], b[q], strict=True)
+        for x, y in zip(ca.args, cb.args, strict=True)
+    )
+    c = hidden_cases(lab, seed=1)
+    assert not np.array_equal(a["q1"][1].args[0], c["q1"][1].args[0])
+    assert a["q3"] == [Case(())]
+
+
+def test_spec_validation_and_comparison():
+    with pytest.raises(ValueError, match="kind"):
+        Question("q1", "f", 1, reference=abs, kind="essay")
+    with pytest.raises(ValueError, match="points"):
+        Question("q1", "f", 0, reference=abs)
+    with pytest.raises(ValueError, match="duplicate"):
+        Lab("x", (Question("q1", "f", 1, reference=abs), Question("q1", "g", 1, reference=abs)))
+    q = Question("q1", "f", 1, reference=abs)
+    assert matches(np.float64(2.0), np.array([2.0]), q)[0]  # size-1 answers compare as scalars
+    assert not matches([1.0, 2.0], [1.0, 2.0, 3.0], q)[0]
+    assert not matches([np.nan], [np.nan], q)[0]  # NaN never passes
+    assert not matches(object(), 1.0, q)[0]
+    assert matches("memory", "memory", q)[0] and not matches("compute", "memory", q)[0]
+
+
+def test_private_keys_folder_wins(tmp_path):
+    (tmp_path / "demo.py").write_text(
+        "from efflab.grading.spec import Lab, Question\n"
+        "LAB = Lab('demo', (Question('q1', 'answer', 1, reference=lambda: 42.0, kind='value'),), seed=7)\n"
+    )
+    lab = load_lab("demo", keys_dir=tmp_path)
+    assert lab.seed == 7 and lab.source == str((tmp_path / "demo.py").resolve())
+    assert load_lab("demo").seed == demo.LAB.seed
