@@ -271,14 +271,14 @@ class PipelineRun:
         return "loader" if self.wait_fraction > 0.25 else "model"
 
     def summary(self) -> str:
-        """One line: per-stage times and fractions, time per batch, waiting share."""
+        """Two lines: time per batch and waiting share; per-stage median times and fractions."""
         parts = ", ".join(
             f"{k} {1e3 * t:.1f} ms ({100 * self.fractions[k]:.0f} %)" for k, t in self.stage_time_s.items()
         )
         mode = f"overlapped, {self.workers} loader thread(s)" if self.overlap else "sequential"
         return (
-            f"{mode}: {parts}; {1e3 * self.time_per_batch_s:.1f} ms per batch, model step waited for data "
-            f"{100 * self.wait_fraction:.0f} % of the time"
+            f"{mode}: {1e3 * self.time_per_batch_s:.1f} ms per batch, model step waited for data "
+            f"{100 * self.wait_fraction:.0f} % of the time\n  {parts}"
         )
 
 
@@ -542,6 +542,6 @@ def plot_runs(runs, ax=None):
         ax.plot([1e3 * run.time_per_batch_s], [row], "kD", ms=7, label="wall time per batch" if row == y[0] else None)
     ax.set_yticks(y, labels)
     ax.set_xlabel("time per batch (ms)")
-    ax.legend(loc="lower right", fontsize=8.5)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=8.5, frameon=False)
     ax.set_title("Stage times (bars, medians) and wall time per batch (diamonds)")
     return ax
