@@ -19,7 +19,7 @@ ComputeWall            ``relu(x @ W + b)``, a large square         ``prune``: ke
 
 How each term is measured (a CPU has no separate device clock, so each split is stated):
 
-- **data**: ``efflab.timing.timer`` around the input stage (decode, stack, copy to the device);
+- **data**: ``efflab.timing.timer`` around the input stage (decode, stack, copy to the device), per-batch median;
 - **compute** and **idle** (fixed per-call dispatch cost): the starving loop times its model stage with ``timer``; the
   latency cliff fits the measured per-call time ``T(b) = L + b t`` at two batch sizes (``idle = L``, ``compute = b t``);
   the compute wall charges ``idle = ops x L_floor`` (the measured time of a one-element add, per dispatched op).
@@ -40,8 +40,19 @@ import numpy as np
 
 from efflab import _validate as v
 from efflab.dam import Diagnosis, diagnose
+from efflab.timing import format_time_s
 
-__all__ = ["ComputeWall", "LatencyCliff", "LeverTrial", "Scenario", "ScenarioRun", "StarvingAccelerator"]
+__all__ = [
+    "ComputeWall",
+    "LatencyCliff",
+    "LeverTrial",
+    "Scenario",
+    "ScenarioRun",
+    "StarvingAccelerator",
+    "lever_explorer",
+    "machine_roofline",
+    "plot_time_split",
+]
 
 # Stored image side (pixels) and the side the model sees after average pooling: decode does 3x3 pooling.
 _STORED_SIDE, _POOL = 96, 3
@@ -102,12 +113,11 @@ class ScenarioRun:
         return diagnose(**self.diagnose_kwargs(), proposed_fix=proposed_fix)
 
     def to_text(self) -> str:
-        """One line: the terms in ms, the per-item time and the achieved rate."""
-        ms = 1e3
+        """One short line: the variant, its terms and the time per item."""
+        f = lambda t: format_time_s(t) if t > 0 else "0"  # noqa: E731
         return (
-            f"{self.scenario} [{self.variant}] per {self.unit}: data {self.data_time_s * ms:.3g} ms | compute "
-            f"{self.compute_time_s * ms:.3g} ms | idle {self.idle_time_s * ms:.3g} ms | wall {self.wall_time_s * ms:.3g}"
-            f" ms ({self.time_per_item_s * 1e6:.4g} us per item); {self.flops / self.wall_time_s / 1e9:.3g} GFLOP/s"
+            f"{self.variant:<14} data {f(self.data_time_s)} + compute {f(self.compute_time_s)} + idle "
+            f"{f(self.idle_time_s)} = {f(self.wall_time_s)}; {f(self.time_per_item_s)} per item"
         )
 
 
@@ -132,10 +142,11 @@ class LeverTrial:
         return self.baseline.time_per_item_s / self.wasted.time_per_item_s
 
     def to_text(self) -> str:
-        """The three runs and the two speedups."""
-        lines = [r.to_text() for r in (self.baseline, self.works, self.wasted)]
+        """The three runs (per ``unit``) and the two speedups, in lines of at most ~90 characters."""
+        lines = [f"{self.scenario}, per {self.baseline.unit}:"]
+        lines += [f"  {r.to_text()}" for r in (self.baseline, self.works, self.wasted)]
         for run, s in ((self.works, self.works_speedup), (self.wasted, self.wasted_speedup)):
-            lines.append(f"  {run.variant:<14} {self.lever_text[run.variant]}: {s:.3g}x per item")
+            lines.append(f"  {run.variant:<14} ({self.lever_text[run.variant]}): {s:.3g}x per item")
         return "\n".join(lines)
 
 
@@ -263,7 +274,7 @@ class StarvingAccelerator(Scenario):
     works_fix, wasted_fix = "cache_dataset", "change_model"
     lever_text = {"cache_dataset": "decode once, reuse the tensors", "change_model": "a 4x smaller MLP"}
 
-    def __init__(self, batches: int = 8, batch_size: int = 32, hidden: int = 256, **kwargs):
+    def __init__(self, batches: int = 12, batch_size: int = 32, hidden: int = 256, **kwargs):
         super().__init__(**kwargs)
         self.batches = v.integer(batches, "batches", "batches per epoch", low=1)
         self.batch_size = v.integer(batch_size, "batch_size", "samples", low=1)
@@ -299,34 +310,67 @@ class StarvingAccelerator(Scenario):
         layers = [torch.nn.Flatten(), torch.nn.Linear(features, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)]
         return torch.nn.Sequential(*layers).to(self.device).eval()
 
-    def run(self, variant: str = "baseline") -> ScenarioRun:
+    def _measure(self, variants, rounds: int) -> list[ScenarioRun]:
+        """Run ``variants`` batch by batch in turn (v1, v2, v1, v2 ...), ``rounds`` epochs, one run per variant."""
         import torch
 
         from efflab.timing import timer
 
-        variant = self._variant(variant)
-        model = self._model(self.hidden // 4 if variant == "change_model" else self.hidden)
+        models = {k: self._model(self.hidden // 4 if k == "change_model" else self.hidden) for k in variants}
         cache = None
-        if variant == "cache_dataset":  # paid once, before the epochs: not part of an epoch's time
+        if "cache_dataset" in variants:  # paid once, before the epochs: not part of an epoch's time
             cache = torch.cat([self._batch(i) for i in range(self.batches)])
+        steps = {k: [] for k in variants}  # (data, compute, idle) per batch, seconds
         with _threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
-            model(self._batch(0))  # warm-up: lazy initialisation, allocator
-            data = compute = 0.0
-            with timer() as epoch:
+            for model in models.values():
+                model(self._batch(0))  # warm-up: lazy initialisation, allocator
+            for _ in range(rounds):
                 for i in range(self.batches):
-                    with timer() as t_data:
-                        x = self._batch(i) if cache is None else cache[i * self.batch_size : (i + 1) * self.batch_size]
-                    with timer() as t_compute:
-                        model(x)
-                    data, compute = data + t_data.elapsed_s, compute + t_compute.elapsed_s
-            flops, nbytes, _ = self._profile(model, x)
-        wall = max(epoch.elapsed_s, data + compute)
+                    for k in variants:  # interleaved per batch: a neighbour's burst hits every variant alike
+                        with timer() as t_step:
+                            with timer() as t_data:
+                                x = (
+                                    self._batch(i)
+                                    if k != "cache_dataset"
+                                    else cache[i * self.batch_size :][: self.batch_size]
+                                )
+                            with timer() as t_compute:
+                                models[k](x)
+                        idle = max(t_step.elapsed_s - t_data.elapsed_s - t_compute.elapsed_s, 0.0)
+                        steps[k].append((t_data.elapsed_s, t_compute.elapsed_s, idle))
+            work = {k: self._profile(m, x) for k, m in models.items()}
+        runs = []
         unit = f"epoch of {self.batches} batches x {self.batch_size}"
-        how = "timer() around the input stage and the model stage; idle = epoch - both (loop bookkeeping)"
-        return self._run(
-            variant, unit, self.batches * self.batch_size, data, compute, wall - data - compute, wall,
-            flops * self.batches, nbytes * self.batches, how,
-        )  # fmt: skip
+        how = "timer() around the input and model stages; per-batch medians x batches"
+        for k in variants:
+            # Per-batch medians x batches: one burst from a neighbour on a shared machine does not swing the epoch.
+            data, compute, idle = (float(np.median(col)) * self.batches for col in zip(*steps[k], strict=True))
+            flops, nbytes, _ = work[k]
+            runs.append(
+                self._run(
+                    k,
+                    unit,
+                    self.batches * self.batch_size,
+                    data,
+                    compute,
+                    idle,
+                    data + compute + idle,
+                    flops * self.batches,
+                    nbytes * self.batches,
+                    how,
+                )  # fmt: skip
+            )
+        return runs
+
+    def run(self, variant: str = "baseline", rounds: int = 1) -> ScenarioRun:
+        """Measure one variant over ``rounds`` epochs (per-batch medians)."""
+        return self._measure([self._variant(variant)], v.integer(rounds, "rounds", "epochs", low=1))[0]
+
+    def trial(self, rounds: int = 3) -> LeverTrial:
+        """Measure the baseline and both levers, interleaved batch by batch, over ``rounds`` epochs."""
+        rounds = v.integer(rounds, "rounds", "epochs", low=1)
+        runs = self._measure(["baseline", self.works_fix, self.wasted_fix], rounds)
+        return LeverTrial(self.name, *runs, lever_text=dict(self.lever_text))
 
 
 class LatencyCliff(Scenario):
@@ -467,3 +511,114 @@ class ComputeWall(Scenario):
         idle = min(ops * floor, wall)
         how = f"benchmark median; idle = {ops} ops x {floor * 1e6:.3g} us (one-element add), compute = the rest"
         return self._run(variant, f"call ({self.n} rows)", self.n, 0.0, wall - idle, idle, wall, flops, nbytes, how)
+
+
+# The input stage has no roofline regime colour: Okabe-Ito's bluish green (efflab.style's palette) marks it.
+_DATA_COLOR = "#009E73"
+
+
+def plot_time_split(runs, labels=None, ax=None):
+    """Where each run's wall time went: data, compute and idle as stacked horizontal bars (% of wall), regime named.
+
+    Parameters
+    ----------
+    runs : sequence of ScenarioRun
+    labels : sequence of str, optional
+        One per run (default ``"scenario [variant]"``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Bar containers labelled "data (input)", "compute", "idle (dispatch)".
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> run = ScenarioRun("demo", "baseline", "call", 1, 0.0, 1e-6, 9e-6, 1e-5, 1e4, 1e4, 1e11, 2e10, "cpu", "")
+    >>> [c.get_label() for c in plot_time_split([run]).containers]
+    ['data (input)', 'compute', 'idle (dispatch)']
+    """
+    from efflab.style import FIGSIZE_IN, REGIME_COLORS, REGIME_LABELS, format_si, style_context
+
+    runs = list(runs)
+    if not runs or not all(isinstance(r, ScenarioRun) for r in runs):
+        raise TypeError("runs must be a non-empty sequence of ScenarioRun objects")
+    names = [f"{r.scenario} [{r.variant}]" for r in runs] if labels is None else [str(x) for x in labels]
+    if len(names) != len(runs):
+        raise ValueError(f"labels must have one entry per run ({len(runs)}); got {len(names)}")
+    shares = np.array([[r.data_time_s, r.compute_time_s, r.idle_time_s] for r in runs])
+    shares = 100 * shares / np.array([r.wall_time_s for r in runs])[:, None]
+    y = np.arange(len(runs))[::-1]
+    with style_context():
+        if ax is None:
+            import matplotlib.pyplot as plt
+
+            _, ax = plt.subplots(figsize=(FIGSIZE_IN[0], 0.7 * len(runs) + 1.6), constrained_layout=True)
+        left = np.zeros(len(runs))
+        colors = (_DATA_COLOR, REGIME_COLORS["compute"], REGIME_COLORS["latency"])
+        for k, (name, color) in enumerate(zip(("data (input)", "compute", "idle (dispatch)"), colors, strict=True)):
+            ax.barh(y, shares[:, k], left=left, color=color, label=name, height=0.6)
+            left += shares[:, k]
+        for yi, r in zip(y, runs, strict=True):
+            regime = r.diagnose().regime
+            shown = REGIME_LABELS.get(regime, f"{regime}-bound")
+            ax.text(101, yi, f" {shown} · {format_si(r.wall_time_s, 's')}", va="center", fontsize=8.5)
+        ax.set_yticks(y)
+        ax.set_yticklabels(names)
+        ax.set_xlim(0, 150)
+        ax.set_xticks([0, 25, 50, 75, 100])
+        ax.set_xlabel("share of the measured wall time (%)")
+        ax.set_title("D·A·M: where the time went", pad=24)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
+        ax.grid(axis="y", visible=False)
+    return ax
+
+
+def lever_explorer(run: ScenarioRun):
+    """Speed up one term of a measured run and watch the wall time and the diagnosis: which lever moves ``T``?
+
+    ``T' = data / s_data + compute / s_compute + idle / s_idle`` (the terms run one after another), re-diagnosed with
+    :func:`efflab.dam.diagnose`. Three log sliders (1x to 100x), one per term.
+
+    Parameters
+    ----------
+    run : ScenarioRun
+        A measured run (e.g. ``StarvingAccelerator().run()``).
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Built by :mod:`efflab.widgets`' explorer: ``controls``, ``status``, ``output``, ``state`` (speedup, regime).
+    """
+    from efflab.widgets import _explorer, _widgets
+
+    if not isinstance(run, ScenarioRun):
+        raise TypeError(f"run must be a ScenarioRun; got {type(run).__name__}")
+    w = _widgets()
+    terms = (("data", "speed up data ×"), ("compute", "speed up compute ×"), ("idle", "speed up idle ×"))
+    controls = {
+        k: w.FloatLogSlider(
+            value=1.0, base=10, min=0, max=2, step=0.05, continuous_update=False, description=text,
+            style={"description_width": "initial"},
+        )
+        for k, text in terms
+    }  # fmt: skip
+
+    def render(values, ax):
+        new = ScenarioRun(
+            run.scenario, "what-if", run.unit, run.items, run.data_time_s / values["data"],
+            run.compute_time_s / values["compute"], run.idle_time_s / values["idle"],
+            run.data_time_s / values["data"] + run.compute_time_s / values["compute"] + run.idle_time_s / values["idle"],
+            run.flops, run.bytes_moved, run.peak_flops_per_s, run.bandwidth_bytes_per_s, run.device, run.how,
+        )  # fmt: skip
+        plot_time_split([run, new], labels=["measured", "what-if"], ax=ax)
+        speedup = run.wall_time_s / new.wall_time_s
+        d = new.diagnose()
+        html = (
+            f"wall time {run.wall_time_s * 1e3:.3g} ms → {new.wall_time_s * 1e3:.3g} ms: <b>{speedup:.3g}× faster</b>"
+        )
+        html += f"; now {d.regime}-bound (dominant term: {d.dominant_term})"
+        return html, {"speedup": speedup, "regime": d.regime}
+
+    return _explorer(controls, render, figsize=(7.0, 3.0))
