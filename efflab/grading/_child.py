@@ -73,6 +73,8 @@ def seal(scratch: str, hide: list[str]) -> list[str]:
     for point in points:
         _mount("-o", "remount,bind,ro", point)
     for path in hide:
+        if scratch.startswith(path.rstrip("/") + "/"):  # covering it would cover the scratch folder too
+            continue
         if os.path.isdir(path):
             _mount("-t", "tmpfs", "-o", "ro,size=4k,mode=0", "efflab-hidden", path)
         elif os.path.exists(path):
@@ -96,6 +98,9 @@ def main(job_path: str) -> int:
     print("EFFLAB-SANDBOX " + json.dumps(protections), flush=True)
     os.chdir(scratch)
 
+    # jsonschema (under nbformat) imports rfc3987_syntax, which builds a grammar at import: ~1.2 CPU-s per child,
+    # more than the kernel's start. Its URI-format checks are never needed here, and jsonschema works without it.
+    sys.modules.setdefault("rfc3987_syntax", None)
     import nbformat
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient

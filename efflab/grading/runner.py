@@ -43,7 +43,7 @@ class Limits:
     """Resource limits of one submission's child process (each limit applies to the runner and to its kernel)."""
 
     timeout_s: float = 120.0  # wall clock for the whole notebook plus the harness
-    memory_mb: int = 2048  # RLIMIT_AS per process; an ipykernel with numpy maps ~0.6 GB of address space at start
+    memory_mb: int = 4096  # RLIMIT_AS per process; the demo lab's kernel fails below ~1 GB (measured), torch maps more
     cpu_s: float | None = None  # RLIMIT_CPU per process; None -> timeout_s
     output_bytes: int = 1_000_000  # printed output kept from the notebook (the rest is dropped and flagged)
     file_bytes: int = 256 << 20  # RLIMIT_FSIZE: largest file the submission may write
@@ -85,7 +85,7 @@ def namespaces_available() -> bool:
     return done.returncode == 0
 
 
-def _limit(limits: Limits):
+def _limit(limits: Limits, nproc: int | None):
     cpu_s = int(limits.cpu_s or limits.timeout_s) + 1
     memory_bytes = int(limits.memory_mb) << 20
 
@@ -94,8 +94,32 @@ def _limit(limits: Limits):
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
     return apply
+
+
+def _nproc_limit() -> int | None:
+    """RLIMIT_NPROC for a non-root grader: the user's current process count plus room for one submission.
+
+    The limit counts every process of the user, so it is set relative to what runs now (512 more: a kernel uses ~10,
+    ``--jobs`` submissions share the margin). Root is exempt from RLIMIT_NPROC, so nothing is set there and the
+    ``nproc`` protection is not claimed: a fork bomb then lasts until the timeout kills the group (and PID namespace).
+    """
+    if os.geteuid() == 0 or not Path("/proc").is_dir():
+        return None
+    uid = str(os.getuid())
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"\nUid:\t{uid}\t" in (entry / "status").read_text():
+                count += 1
+        except OSError:
+            continue
+    hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    limit = count + 512
+    return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -228,6 +252,7 @@ def run_submission(
     }
     (scratch / "job.json").write_text(json.dumps(job), encoding="utf-8")
     command = [*(_UNSHARE if use_ns else []), sys.executable, str(_CHILD), str(scratch / "job.json")]
+    nproc = _nproc_limit()
     start = time.perf_counter()
     proc = subprocess.Popen(
         command,
@@ -237,7 +262,7 @@ def run_submission(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_limit(limits),
+        preexec_fn=_limit(limits, nproc),
     )
     kept: list[bytes] = []
     reader = threading.Thread(target=_drain, args=(proc.stdout, limits.output_bytes, kept), daemon=True)
@@ -253,7 +278,7 @@ def run_submission(
     wall_s = time.perf_counter() - start
     reader.join(timeout=5)
     log = b"".join(kept).decode("utf-8", "replace")
-    protections = ["rlimits", "own-session", "scrubbed-env", "output-cap"]
+    protections = ["rlimits", "own-session", "scrubbed-env", "output-cap", *(["nproc"] if nproc else [])]
     for line in log.splitlines():
         if line.startswith("EFFLAB-SANDBOX "):  # the first such line, printed before any student code ran
             try:
