@@ -182,3 +182,14 @@ def test_private_keys_folder_wins(tmp_path):
     lab = load_lab("demo", keys_dir=tmp_path)
     assert lab.seed == 7 and lab.source == str((tmp_path / "demo.py").resolve())
     assert load_lab("demo").seed == demo.LAB.seed
+
+
+def test_cli_bad_arguments_exit_2_and_keys_are_hidden(tmp_path, capsys):
+    from efflab.grading.grade import default_hide
+
+    assert _cli("grade", "x.ipynb", "--lab", "no_such_lab") == 2
+    assert _cli("grade", "x.ipynb", "--lab", "demo", "--shard", "3/2") == 2
+    assert "unknown lab" in capsys.readouterr().err
+    hide = default_hide(load_lab("demo"), keys_dir=tmp_path, extra=[DEMO])
+    assert str(tmp_path.resolve()) in hide and str(DEMO.resolve()) in hide
+    assert str(Path(demo.__file__).resolve().parent) in hide  # the shipped specs' folder

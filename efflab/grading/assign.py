@@ -161,7 +161,11 @@ def leaks(master, student) -> list[str]:
 
 
 def default_output(master_path: str | Path) -> Path:
-    """``labs/masters/<id>.ipynb`` -> ``labs/<id>.ipynb``; any other master -> ``<id>_student.ipynb`` beside it."""
+    """``labs/masters/<id>.ipynb`` -> ``labs/<id>.ipynb``; any other master -> ``<id>_student.ipynb`` beside it.
+
+    >>> default_output("labs/masters/lab1_roofline.ipynb").as_posix(), default_output("x/lab.ipynb").as_posix()
+    ('labs/lab1_roofline.ipynb', 'x/lab_student.ipynb')
+    """
     master_path = Path(master_path)
     if master_path.parent.name == "masters":
         return master_path.parent.parent / master_path.name

@@ -35,6 +35,19 @@ def _assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _errors_as_messages(func):
+    """Bad arguments (an unknown lab, a bad --shard) print one line and exit 2 instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except ValueError as exc:
+            print(f"efflab {args.command}: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
 def _grade(args: argparse.Namespace) -> int:
     from efflab.grading.grade import default_hide, grade, prepare, shard, summary, write_gradebook
     from efflab.grading.runner import Limits, namespaces_available
@@ -72,7 +85,7 @@ def add_cli(subparsers) -> None:
     p.add_argument(
         "--check", action="store_true", help="only compare with the committed student notebooks; exit 1 if any differ"
     )
-    p.set_defaults(func=_assign)
+    p.set_defaults(func=_errors_as_messages(_assign))
 
     p = subparsers.add_parser("grade", help="grade submitted notebooks in sandboxed child processes")
     p.add_argument("submissions", nargs="+", help="submitted .ipynb files")
@@ -89,11 +102,11 @@ def add_cli(subparsers) -> None:
     p.add_argument("--shard", help="K/N: grade only the K-th of N deterministic slices (Slurm arrays, CI matrices)")
     p.add_argument("--hide", action="append", default=[], help="another path submissions must not see (repeatable)")
     p.add_argument("--no-namespaces", action="store_true", help="do not use unshare (resource limits only)")
-    p.set_defaults(func=_grade)
+    p.set_defaults(func=_errors_as_messages(_grade))
 
     p = subparsers.add_parser("gradebook", help="gradebook tools")
     sub = p.add_subparsers(dest="gradebook_command", required=True)
     m = sub.add_parser("merge", help="combine shard gradebooks into one CSV")
     m.add_argument("gradebooks", nargs="+", help="shard gradebook CSVs")
     m.add_argument("--out", required=True, help="the merged CSV")
-    m.set_defaults(func=_merge)
+    m.set_defaults(func=_errors_as_messages(_merge))

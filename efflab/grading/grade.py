@@ -70,7 +70,15 @@ class Key:
 
 
 def prepare(lab: Lab, seed: int | None = None) -> Key:
-    """Draw the hidden inputs and compute the expected values with the reference solutions, in this process."""
+    """Draw the hidden inputs and compute the expected values with the reference solutions, in this process.
+
+    Only ``plan`` and ``inputs`` are handed to a submission; ``expected`` stays here.
+
+    >>> from efflab.grading.spec import load_lab
+    >>> key = prepare(load_lab("demo"))
+    >>> sorted(key.expected)[:2], key.plan["questions"][0]["cases"][0]
+    (['q1__0', 'q1__1'], {'args': ['q1__0__0', 'q1__0__1'], 'scalar': [True, True]})
+    """
     cases = hidden_cases(lab, seed)
     inputs, expected, questions = {}, {}, []
     for q in lab.questions:
@@ -337,4 +345,6 @@ def summary(rows: list[Row]) -> str:
     """One line per status with counts, and the mean total, for the terminal."""
     counts = {s: sum(r.status == s for r in rows) for s in STATUSES}
     mean = float(np.mean([r.total for r in rows])) if rows else 0.0
-    return f"{len(rows)} graded: " + json.dumps({k: v for k, v in counts.items() if v}) + f"; mean total {mean:.2f}"
+    return (
+        f"{len(rows)} submission(s): " + json.dumps({k: v for k, v in counts.items() if v}) + f"; mean total {mean:.2f}"
+    )

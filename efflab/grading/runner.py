@@ -89,13 +89,20 @@ def _limit(limits: Limits, nproc: int | None):
     cpu_s = int(limits.cpu_s or limits.timeout_s) + 1
     memory_bytes = int(limits.memory_mb) << 20
 
-    def apply():  # runs in the child between fork and exec
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))  # SIGXCPU at the soft limit, SIGKILL at the hard
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if nproc is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    wanted = [
+        (resource.RLIMIT_CPU, (cpu_s, cpu_s + 5)),  # SIGXCPU at the soft limit, SIGKILL at the hard one
+        (resource.RLIMIT_AS, (memory_bytes, memory_bytes)),
+        (resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes)),
+        (resource.RLIMIT_CORE, (0, 0)),
+        *([(resource.RLIMIT_NPROC, (nproc, nproc))] if nproc is not None else []),
+    ]
+
+    def apply():  # runs in the child between fork and exec: setrlimit calls only (no imports, no locks)
+        for which, pair in wanted:
+            try:
+                resource.setrlimit(which, pair)
+            except (ValueError, OSError):  # e.g. RLIMIT_AS on macOS; "rlimits" is then not claimed (Linux only)
+                pass
 
     return apply
 
@@ -278,7 +285,8 @@ def run_submission(
     wall_s = time.perf_counter() - start
     reader.join(timeout=5)
     log = b"".join(kept).decode("utf-8", "replace")
-    protections = ["rlimits", "own-session", "scrubbed-env", "output-cap", *(["nproc"] if nproc else [])]
+    protections = [*(["rlimits"] if sys.platform == "linux" else []), "own-session", "scrubbed-env", "output-cap"]
+    protections += ["nproc"] if nproc else []
     for line in log.splitlines():
         if line.startswith("EFFLAB-SANDBOX "):  # the first such line, printed before any student code ran
             try:

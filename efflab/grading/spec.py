@@ -174,7 +174,13 @@ def hidden_cases(lab: Lab, seed: int | None = None) -> dict[str, list[Case]]:
     """The hidden cases of every function question, drawn from one ``numpy.random.Generator`` per question.
 
     Each question gets its own stream (``SeedSequence([seed, index])``) so adding a question leaves the others' inputs
-    unchanged. Value questions have no inputs (an empty list).
+    unchanged. Value questions get one case without arguments.
+
+    >>> cases = hidden_cases(load_lab("demo"))
+    >>> len(cases["q1"]), cases["q3"]
+    (4, [Case(args=())])
+    >>> bool((hidden_cases(load_lab("demo"))["q1"][1].args[0] == cases["q1"][1].args[0]).all())  # same seed, same inputs
+    True
     """
     seed = lab.seed if seed is None else int(seed)
     cases = {}
