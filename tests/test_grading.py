@@ -97,7 +97,12 @@ def test_master_full_student_zero_partial_partial_with_shards_and_merge(tmp_path
 
 
 def _adversaries(tmp_path: Path, canary: Path, port: int) -> dict[str, tuple[object, str, float]]:
-    """name -> (notebook or raw text, expected status, the most points it may score)."""
+    """name -> (notebook or raw text, expected status, the most points it may score).
+
+    Without namespaces (no read-only file system, no hidden specs) the spec can be imported, so key_search may score,
+    and deleting other submissions' scratch folders would harm them: that attack is only run inside namespaces.
+    """
+    sandboxed = namespaces_available()
     attacks = {
         "loop": (_with_cell(STUDENT, "while True:\n    pass"), "timeout", 0),
         "memory_bomb": (
@@ -133,20 +138,11 @@ def _adversaries(tmp_path: Path, canary: Path, port: int) -> dict[str, tuple[obj
                 "bandwidth_bytes_per_s = ref.fitted_bandwidth_bytes_per_s()",
             ),
             "graded",
-            0,
+            0 if sandboxed else 5,
         ),
         "os_exit": (_with_cell(STUDENT, "import os\nos._exit(0)"), "crashed", 0),
         "sys_exit": (_with_cell(MASTER, "import sys\nsys.exit(1)", at=3), "graded", 5),
         "kernel_killed": (_with_cell(STUDENT, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"), "crashed", 0),
-        "delete_outside": (
-            _with_cell(
-                STUDENT,
-                f"import glob, os, shutil\nfor d in glob.glob('/tmp/efflab-grade-*'):\n    shutil.rmtree(d, ignore_errors=True)\n"
-                f"shutil.rmtree({str(canary.parent)!r}, ignore_errors=True)\nos.remove({str(canary)!r})",
-            ),
-            "graded",
-            0,
-        ),
         "network": (
             _with_cell(
                 STUDENT,
@@ -161,7 +157,16 @@ def _adversaries(tmp_path: Path, canary: Path, port: int) -> dict[str, tuple[obj
         "Copy of demo (1)": (nbformat.read(MASTER, 4), "graded", 5),
         "control": (nbformat.read(MASTER, 4), "graded", 5),
     }
-    if namespaces_available():  # without a PID namespace this would signal every process of this user
+    if sandboxed:  # without namespaces these would delete other submissions' files and signal every process
+        attacks["delete_outside"] = (
+            _with_cell(
+                STUDENT,
+                f"import glob, os, shutil\nfor d in glob.glob('/tmp/efflab-grade-*'):\n    shutil.rmtree(d, ignore_errors=True)\n"
+                f"shutil.rmtree({str(canary.parent)!r}, ignore_errors=True)\nos.remove({str(canary)!r})",
+            ),
+            "graded",
+            0,
+        )
         attacks["kill_all"] = (_with_cell(STUDENT, "import os, signal\nos.kill(-1, signal.SIGKILL)"), "graded", 0)
     return attacks
 
@@ -244,3 +249,30 @@ def test_outputs_are_loaded_without_pickle_and_within_bounds(tmp_path):
     assert load_outputs(buffer.getvalue(), max_bytes=100) == {}  # declared size over the cap
     assert load_outputs(buffer.getvalue())["q1__0"].shape == (1000,)
     assert demo.LAB.max_total == 5
+
+
+def _stray_processes(marker: str = "efflab-grade-") -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and marker in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.slow
+def test_without_namespaces_limits_still_hold_and_nothing_is_left_running(tmp_path):
+    files = [
+        _write(nbformat.read(MASTER, 4), tmp_path / "subs" / "master.ipynb"),
+        _write(_with_cell(STUDENT, "while True:\n    pass"), tmp_path / "subs" / "loop.ipynb"),
+        _write(_with_cell(STUDENT, "import os\nos._exit(3)"), tmp_path / "subs" / "exit.ipynb"),
+    ]
+    rows = _grade(tmp_path, files, "--jobs", "2", "--timeout", "15", "--no-namespaces")
+    assert (rows["master.ipynb"]["status"], float(rows["master.ipynb"]["total"])) == ("graded", 5)
+    assert (rows["loop.ipynb"]["status"], float(rows["loop.ipynb"]["total"])) == ("timeout", 0)
+    assert (rows["exit.ipynb"]["status"], float(rows["exit.ipynb"]["total"])) == ("crashed", 0)
+    assert "no-network" not in rows["master.ipynb"]["protections"]  # the gradebook says what was not active
+    assert _stray_processes() == []  # the timed-out kernel (in its own session) was killed with its parent
