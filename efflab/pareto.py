@@ -77,10 +77,11 @@ def _prepare(points: ArrayLike, sense) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def _prefilter(c: np.ndarray) -> np.ndarray:
     """Indices of the points that survive elimination by a few strong points (exact: only dominated points go).
 
-    Each round takes the point of least normalised sum in a sample of about 4096 points and drops every point it
-    dominates, in a few vectorised passes; rounds repeat while they remove at least half of what is left. On a
-    typical cloud this leaves a handful of points for the exact algorithm to sort; on an all-front set it costs one
-    round.
+    Each round takes the point p of least normalised sum in a sample of about 4096 points and drops the points that
+    are worse than p in the first objective and no better in any other, one vectorised pass per objective (points
+    tied with p in the first objective stay, so duplicates of p survive; the exact pass settles them). Rounds repeat
+    while they remove at least half of what is left. On a typical cloud this leaves a few hundred points for the
+    exact algorithm; on an all-front set it costs one round.
     """
     keep, sub = np.arange(c.shape[0]), c
     while keep.size > 64:
