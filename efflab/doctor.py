@@ -22,6 +22,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "plots": ("matplotlib",),
     "widgets": ("ipywidgets", "matplotlib"),
     "data": ("sklearn",),
+    "grading": ("nbformat", "nbclient", "ipykernel"),
     "book": ("jupyter_book", "jupyterlab"),
     "dev": ("pytest", "nbval", "hypothesis"),
 }

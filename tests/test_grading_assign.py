@@ -124,7 +124,8 @@ def test_check_reports_and_only_raises_when_strict(capsys, monkeypatch):
     assert check("demo.q2", lambda *a: 1 / 0) is False
     assert "raised ZeroDivisionError" in capsys.readouterr().out
     assert check("demo.q3", ...) is False and "not attempted" in capsys.readouterr().out
-    assert check("demo.q3", demo.fitted_bandwidth_bytes_per_s()) is True
+    recorded = {"bytes_moved": np.array(demo.RECORDED_BYTES), "time_s": np.array(demo.RECORDED_TIME_S)}
+    assert check("demo.q3", demo.fitted_bandwidth_bytes_per_s(), data=recorded) is True
     assert check("demo.q9", 1) is False and check("nolab.q1", 1) is False and check("q1", 1) is False
     assert check("demo.q1", 3.0) is False  # not a function
     monkeypatch.setenv("EFFLAB_STRICT_CHECK", "1")
@@ -193,3 +194,33 @@ def test_cli_bad_arguments_exit_2_and_keys_are_hidden(tmp_path, capsys):
     hide = default_hide(load_lab("demo"), keys_dir=tmp_path, extra=[DEMO])
     assert str(tmp_path.resolve()) in hide and str(DEMO.resolve()) in hide
     assert str(Path(demo.__file__).resolve().parent) in hide  # the shipped specs' folder
+
+
+def test_derived_answer_must_follow_from_the_recorded_data(capsys):
+    """q3 is derived: the grader recomputes it from the student's own recording, so a copied constant fails."""
+    rng = np.random.default_rng(7)
+    bytes_moved = np.array([1e6, 2e6, 4e6, 8e6])
+    time_s = bytes_moved / 2e10 * rng.uniform(0.9, 1.1, 4)  # someone else's machine: about 20 GB/s
+    mine = float(np.sum(bytes_moved * time_s) / np.sum(time_s**2))
+    # the oracle: numpy's least squares through the origin on the same recording
+    assert mine == pytest.approx(np.linalg.lstsq(time_s[:, None], bytes_moved, rcond=None)[0][0], rel=1e-12)
+    assert check("demo.q3", mine, data={"bytes_moved": bytes_moved, "time_s": time_s}) is True
+    copied = demo.fitted_bandwidth_bytes_per_s()  # the course machine's figure, not this recording's
+    assert check("demo.q3", copied, data={"bytes_moved": bytes_moved, "time_s": time_s}) is False
+    assert "does not follow from your recorded" in capsys.readouterr().out
+    one_point = {"bytes_moved": bytes_moved[:1], "time_s": time_s[:1]}
+    assert check("demo.q3", mine, data=one_point) is False
+    assert "implausible recorded data" in capsys.readouterr().out
+
+
+def test_derived_check_reads_the_notebook_globals(capsys):
+    namespace = {
+        "check": check,
+        "np": np,
+        "bytes_moved": np.array([1e6, 2e6, 3e6]),
+        "time_s": np.array([1e-4, 2e-4, 3e-4]),
+    }
+    exec("ok = check('demo.q3', float(np.sum(bytes_moved * time_s) / np.sum(time_s ** 2)))", namespace)
+    assert namespace["ok"] is True
+    exec("missing = check('demo.q3', 1.0e10, data={'bytes_moved': bytes_moved})", namespace)
+    assert namespace["missing"] is False and "record your measurement first" in capsys.readouterr().out

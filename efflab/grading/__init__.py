@@ -49,7 +49,7 @@ def _short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check(question_id: str, answer, lab: str | None = None) -> bool:
+def check(question_id: str, answer, lab: str | None = None, data: dict | None = None) -> bool:
     """Run the public cases of a question on a student's function or value and print ✓/✗ with a hint.
 
     Parameters
@@ -60,6 +60,9 @@ def check(question_id: str, answer, lab: str | None = None) -> bool:
         The student's function (function questions) or computed value (value questions).
     lab : str, optional
         The lab id, when ``question_id`` does not carry it.
+    data : dict, optional
+        Derived questions only: the recorded measurements by variable name. By default they are read from the
+        calling notebook's globals (the variables the question's ``data`` names), as the grader will.
 
     Returns
     -------
@@ -92,6 +95,8 @@ def check(question_id: str, answer, lab: str | None = None) -> bool:
     except (KeyError, ValueError) as exc:
         return _report(False, f"✗ {label}: cannot check: {exc}", strict)
     label = f"{label} ({q.name})"
+    if q.kind == "derived":
+        return _check_derived(q, label, answer, data, strict)
     cases = q.public if q.kind == "function" else (Case(()),)
     if q.kind == "function" and not callable(answer):
         return _report(False, f"✗ {label}: expected a function, got {_short(answer)}", strict)
@@ -114,6 +119,31 @@ def check(question_id: str, answer, lab: str | None = None) -> bool:
     if q.kind == "value":
         return _report(True, f"✓ {label}: correct", strict)
     return _report(True, f"✓ {label}: {len(cases)}/{len(cases)} public cases pass", strict)
+
+
+def _check_derived(q, label: str, answer, data: dict | None, strict: bool) -> bool:
+    """A number derived from the student's own recording: recompute it from that recording and compare."""
+    import sys
+
+    from efflab.grading.spec import derived_expected
+
+    if _not_attempted(answer):
+        return _report(False, f"… {label}: not attempted yet (set {q.name} to your answer)", strict)
+    if data is None:
+        caller = sys._getframe(2).f_globals  # the notebook's namespace: where the grader will look too
+        data = {name: caller[name] for name in q.data if name in caller}
+    missing = [name for name in q.data if name not in data or _not_attempted(data[name])]
+    if missing:
+        return _report(False, f"… {label}: record your measurement first ({', '.join(missing)} not set)", strict)
+    expected, why = derived_expected(q, [data[name] for name in q.data])
+    if expected is None:
+        return _report(False, f"✗ {label}: {why}." + (f" Hint: {q.hint}" if q.hint else ""), strict)
+    ok, why = matches(answer, expected, q)
+    if not ok:
+        msg = f"✗ {label}: {_short(answer)} does not follow from your recorded {', '.join(q.data)} "
+        msg += f"(they give {_short(expected)}): {why}."
+        return _report(False, msg + (f" Hint: {q.hint}" if q.hint else ""), strict)
+    return _report(True, f"✓ {label}: agrees with your recorded {', '.join(q.data)}", strict)
 
 
 def _report(ok: bool, message: str, strict: bool) -> bool:

@@ -47,6 +47,13 @@ def __efflab_harness(plan_path):
                         signal.setitimer(signal.ITIMER_REAL, 0)
                 else:
                     value = target
+                for data_name in q.get("data", []):  # kind "derived": bring back the recorded measurements too
+                    if data_name not in namespace:
+                        raise NameError(f"{data_name} (the recorded data) is not defined")
+                    recorded = np.asarray(namespace[data_name])
+                    if recorded.dtype.kind not in "biuf" or recorded.size > plan["max_elements"]:
+                        raise TypeError(f"{data_name} must be an array of at most {plan['max_elements']} numbers")
+                    outputs[f"{q['id']}__data__{data_name}"] = recorded
                 if value is Ellipsis or value is None:
                     raise NotImplementedError("no answer")
                 array = np.asarray(value)

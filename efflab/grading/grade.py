@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from efflab.grading.runner import Limits, RunResult, run_submission
-from efflab.grading.spec import Lab, hidden_cases, lab_source, matches, to_plain_array
+from efflab.grading.spec import Lab, derived_expected, hidden_cases, lab_source, matches, to_plain_array
 
 __all__ = [
     "Row",
@@ -91,8 +91,18 @@ def prepare(lab: Lab, seed: int | None = None) -> Key:
                 names.append(name)
                 scalars.append(np.ndim(arg) == 0)
             planned.append({"args": names, "scalar": scalars})
-            expected[f"{q.id}__{i}"] = np.asarray(q.reference(*case.args))
-        questions.append({"id": q.id, "name": q.name, "kind": q.kind, "cases": planned, "time_limit_s": q.time_limit_s})
+            if q.kind != "derived":  # derived answers are recomputed from the data the submission recorded
+                expected[f"{q.id}__{i}"] = np.asarray(q.reference(*case.args))
+        questions.append(
+            {
+                "id": q.id,
+                "name": q.name,
+                "kind": q.kind,
+                "cases": planned,
+                "data": list(q.data),
+                "time_limit_s": q.time_limit_s,
+            }
+        )
     return Key(lab, {"questions": questions, "max_elements": _MAX_ELEMENTS}, inputs, expected)
 
 
@@ -164,8 +174,15 @@ def _score(key: Key, run: RunResult) -> tuple[dict[str, float], list[str]]:
         for i in range(len(planned["cases"])):
             status = str(statuses[i]) if i < len(statuses) else "no result"
             got = run.outputs.get(f"{q.id}__{i}")
+            if q.kind == "derived" and status == "ok" and got is not None:
+                data = [run.outputs.get(f"{q.id}__data__{name}") for name in q.data]
+                expected, why = derived_expected(q, data) if all(d is not None for d in data) else (None, "no data")
+                if expected is None:
+                    status, got = why, None
+            else:
+                expected = key.expected.get(f"{q.id}__{i}")
             if status == "ok" and got is not None:
-                ok, why = matches(got, key.expected[f"{q.id}__{i}"], q)
+                ok, why = matches(got, expected, q)
                 passed += ok
                 status = "pass" if ok else why
             notes.append(status)
@@ -173,6 +190,8 @@ def _score(key: Key, run: RunResult) -> tuple[dict[str, float], list[str]]:
         earned = q.points * passed / n if q.partial else (q.points if passed == n else 0.0)
         points[q.id] = round(float(earned), 4)
         summary = f"{passed}/{n} hidden cases pass" if q.kind == "function" else ("correct" if passed else "")
+        if q.kind == "derived" and passed:
+            summary = "agrees with the recorded data"
         problem = next((note for note in notes if note != "pass"), "")
         result = "; ".join(part for part in (summary, problem and f"first problem: {problem}") if part)
         lines.append(f"| {q.id} (`{q.name}`) | {points[q.id]:g} | {q.points:g} | {result} |")

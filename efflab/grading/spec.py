@@ -20,9 +20,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Case", "Question", "Lab", "load_lab", "lab_source", "hidden_cases", "matches", "to_plain_array"]
+__all__ = [
+    "Case",
+    "Question",
+    "Lab",
+    "derived_expected",
+    "load_lab",
+    "lab_source",
+    "hidden_cases",
+    "matches",
+    "to_plain_array",
+]
 
-KINDS = ("function", "value")
+KINDS = ("function", "value", "derived")
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,11 @@ class Question:
     compared with ``reference(*case.args)``. ``kind="value"``: the notebook defines a variable ``name``; it is compared
     with ``reference()``. Comparison is ``numpy.allclose(answer, expected, rtol, atol)`` with equal shapes (exact
     equality for strings), or ``compare(answer, expected) -> bool`` when given; it always runs in the grader.
+    ``kind="derived"``: a number derived from the student's OWN measurement. The notebook defines the variable ``name``
+    (the answer) and the variables listed in ``data`` (the recorded measurements it came from); the grader brings
+    both back as plain arrays and recomputes ``reference(*data)`` in its own process, after ``validate_data(*data)``
+    (returns "" when the recording is plausible, else the reason) accepts them. The answer therefore cannot be a
+    constant copied from a classmate: it has to agree with the data recorded in the same notebook.
     """
 
     id: str  # "q1": the column name in the gradebook and the key for check()
@@ -55,6 +70,8 @@ class Question:
     partial: bool = False  # True: points scale with the fraction of hidden cases passed; False: all or nothing
     time_limit_s: float = 10.0  # per call of the student's function on one hidden case
     compare: Callable[[np.ndarray, np.ndarray], bool] | None = None
+    data: tuple[str, ...] = ()  # kind="derived": the notebook variables holding the recorded measurements
+    validate_data: Callable[..., str] | None = None  # kind="derived": "" if the recording is plausible, else why not
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -63,6 +80,10 @@ class Question:
             raise ValueError(f"Question id and name must be identifiers; got {self.id!r}, {self.name!r}")
         if not self.points > 0:
             raise ValueError(f"Question.points must be > 0; got {self.points!r}")
+        if self.kind == "derived" and not self.data:
+            raise ValueError(f"Question {self.id!r}: kind='derived' needs data=(names of the recorded variables)")
+        if not all(str(d).isidentifier() for d in self.data):
+            raise ValueError(f"Question {self.id!r}: data must be variable names; got {self.data!r}")
 
 
 @dataclass(frozen=True)
@@ -185,8 +206,8 @@ def hidden_cases(lab: Lab, seed: int | None = None) -> dict[str, list[Case]]:
     seed = lab.seed if seed is None else int(seed)
     cases = {}
     for index, q in enumerate(lab.questions):
-        if q.kind == "value" or q.hidden is None:
-            cases[q.id] = [Case(())] if q.kind == "value" else list(q.public)
+        if q.kind in ("value", "derived") or q.hidden is None:
+            cases[q.id] = [Case(())] if q.kind in ("value", "derived") else list(q.public)
             continue
         rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
         drawn = [c if isinstance(c, Case) else Case(tuple(c)) for c in q.hidden(rng)]
@@ -226,3 +247,24 @@ def matches(answer: Any, expected: Any, question: Question) -> tuple[bool, str]:
         return False, "contains NaN or infinity"
     ok = bool(np.allclose(got, want.astype(float), rtol=question.rtol, atol=question.atol))
     return ok, "ok" if ok else f"not within rtol={question.rtol:g}, atol={question.atol:g} of the expected value"
+
+
+def derived_expected(question: Question, data: Sequence[Any]) -> tuple[Any, str]:
+    """Recompute a derived answer from the recorded data: ``(expected, "")``, or ``(None, reason)`` if unusable.
+
+    >>> q = Question("q9", "mean_time_s", 1, reference=lambda t: float(np.mean(t)), kind="derived", data=("times_s",),
+    ...              validate_data=lambda t: "" if np.size(t) >= 3 else "record at least 3 times")
+    >>> derived_expected(q, [np.array([1.0, 2.0, 3.0])])
+    (2.0, '')
+    >>> derived_expected(q, [np.array([1.0])])
+    (None, 'implausible recorded data: record at least 3 times')
+    """
+    try:
+        arrays = [to_plain_array(d, f"recorded {name}") for d, name in zip(data, question.data, strict=True)]
+        if question.validate_data is not None:
+            reason = question.validate_data(*arrays)
+            if reason:
+                return None, f"implausible recorded data: {reason}"
+        return question.reference(*arrays), ""
+    except Exception as exc:  # the student's data, not the grader, is at fault: report it
+        return None, f"recorded data unusable ({type(exc).__name__}: {str(exc)[:120]})"

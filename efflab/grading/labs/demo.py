@@ -35,6 +35,25 @@ def fitted_bandwidth_bytes_per_s():
     return float(np.sum(b * t) / np.sum(t * t))
 
 
+def fit_bandwidth_bytes_per_s(bytes_moved, time_s):
+    """Least-squares slope through the origin of the recorded bytes against time: B = sum(b t) / sum(t^2)."""
+    b = np.asarray(bytes_moved, float).ravel()
+    t = np.asarray(time_s, float).ravel()
+    return float(np.sum(b * t) / np.sum(t * t))
+
+
+def _plausible_copy_timings(bytes_moved, time_s):
+    """Return "" when the recording looks like a real copy sweep, else why not (the grader then awards nothing)."""
+    b, t = np.ravel(bytes_moved), np.ravel(time_s)
+    if b.shape != t.shape or b.size < 3:
+        return "record at least 3 (bytes, time) pairs of the same length"
+    if not (np.all(b > 0) and np.all(t > 0)):
+        return "bytes and times must be positive"
+    if len(np.unique(b)) < 3:
+        return "use at least 3 different sizes"
+    return ""
+
+
 def _intensity_cases(rng):
     # scalars and arrays, spanning the decades a real kernel occupies (1 FLOP/byte to 1e4 FLOP/byte)
     cases = [Case((float(rng.uniform(1e6, 1e12)), float(rng.uniform(1e6, 1e10))))]
@@ -83,9 +102,11 @@ LAB = Lab(
         Question(
             id="q3",
             name="bandwidth_bytes_per_s",
-            kind="value",
+            kind="derived",
+            data=("bytes_moved", "time_s"),
             points=1,
-            reference=fitted_bandwidth_bytes_per_s,
+            reference=fit_bandwidth_bytes_per_s,
+            validate_data=_plausible_copy_timings,
             hint="fit bytes = B * time through the origin: B = sum(bytes * time) / sum(time ** 2)",
             rtol=1e-3,
         ),
