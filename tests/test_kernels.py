@@ -260,8 +260,10 @@ def test_table_text_html_and_bad_rows():
     t = Table(("a", "b<"), [(1, "x&y"), ("long", 2.5)], caption="cap")
     assert str(t).splitlines() == ["cap", "a     b<", "1     x&y", "long  2.5"]
     page = t._repr_html_()
-    assert "<th>b&lt;</th>" in page and "<td>x&amp;y</td>" in page and "<caption>cap</caption>" in page
+    assert ">b&lt;</th>" in page and ">x&amp;y</td>" in page and ">cap</caption>" in page
     assert page.count("<tr>") == 3
+    wide = Table(("x",), [("a" * 40,), ("9.5 µs",)])._repr_html_()
+    assert wide.count("nowrap") == 2  # the header and the short cell; the 40-character cell may wrap
     with pytest.raises(ValueError, match="rows\\[0\\]"):
         Table(("a", "b"), [("only one",)])
 
