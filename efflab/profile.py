@@ -18,8 +18,8 @@
   and ``empty`` move nothing: 0 bytes. In-place ops read and write their target; ``copy_``/``fill_``/``zero_`` only
   write it. An embedding reads only the gathered rows.
 - **Time**: each op is timed where it runs (``perf_counter_ns``; CUDA events on the GPU, read after one final
-  synchronisation), in the recording run and ``REPEATS`` more runs; the per-op median is kept (a cold first call is
-  discarded). The mode's own bookkeeping happens outside the timed calls, so the sum of per-op times tracks the
+  synchronisation), in the recording run and ``repeats`` more runs; the per-op minimum is kept (interference and a cold
+  first call only add time). The mode's own bookkeeping happens outside the timed calls, so the sum of per-op times tracks the
   model's end-to-end time (``benchmarks/bench_profile.py`` checks it). The mode adds a few microseconds of Python
   dispatch to each op, so on tiny ops the per-op times are an upper bound.
 - **Regime**: ``Roofline.classify(flops, bytes)`` on the given roofline, else on this machine's measured roofline
@@ -38,6 +38,7 @@ from math import prod
 
 import numpy as np
 
+from efflab import _validate as v
 from efflab.roofline import (
     LAYERNORM_AFFINE_FLOPS_PER_ELEMENT,
     LAYERNORM_FLOPS_PER_ELEMENT,
@@ -49,10 +50,10 @@ from efflab.timing import format_time_s
 
 __all__ = ["OpRecord", "OpProfile", "profile_ops", "dtype_name"]
 
-# Timed runs after the (also timed) recording run; the per-op median over all 3 runs is kept: it matches what
-# benchmark() reports end to end (a median), discards a cold first call, and keeps profile_ops near 3 model calls of
-# wall time (P4: within 3x torch.profiler's single profiled call, which also pays its own start-up).
-REPEATS = 2
+# Default timed runs after the (also timed) recording run; the per-op minimum over all runs is kept (as timeit
+# advises: interference only adds time; it also drops a cold first call). Two runs in all keep profile_ops near 2 model
+# calls of wall time (P4 budget: 3x torch.profiler's single profiled call).
+REPEATS = 1
 # FLOPs per *input* element of reductions; var/std: mean pass + subtract, square, accumulate.
 _REDUCTION_FLOPS = {
     **dict.fromkeys(("sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "any", "all"), 1),
@@ -91,7 +92,7 @@ class OpRecord:
     dtype: str  # of the first tensor output (else input)
     flops: float  # FLOP
     bytes_moved: float  # compulsory bytes: inputs read + outputs written
-    time_s: float  # measured, median over 1 + REPEATS runs
+    time_s: float  # measured, minimum over the runs
     intensity_flops_per_byte: float  # flops / bytes_moved (inf when no bytes and flops > 0, 0 when neither)
     regime: str  # "memory", "compute" or "latency"
     model_time_s: float  # iron-law time on the roofline
@@ -104,7 +105,7 @@ class OpProfile:
 
     records: tuple[OpRecord, ...]
     roofline: Roofline
-    runs: int = 1 + REPEATS  # runs behind each per-op median
+    runs: int = 1 + REPEATS  # runs behind each per-op minimum
 
     @property
     def total_flops(self) -> float:
@@ -377,7 +378,7 @@ def _classify(rows: list[dict], roofline: Roofline) -> list[tuple[str, float]]:
     return result
 
 
-def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = None) -> OpProfile:
+def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = None, repeats: int = REPEATS) -> OpProfile:
     """Run a model or function and return one record per aten op: FLOPs, compulsory bytes, time and regime.
 
     ``intensity = flops / bytes_moved``; ``regime = argmax(bytes/BW, flops/R_peak, L_lat)`` on the roofline (the iron
@@ -386,12 +387,14 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     Parameters
     ----------
     fn_or_module : callable or torch.nn.Module
-        The workload, called ``1 + REPEATS`` times as ``fn_or_module(*inputs)``; the first call also records.
+        The workload, called ``1 + repeats`` times as ``fn_or_module(*inputs)``; the first call also records.
     *inputs
         Its arguments.
     roofline : Roofline, optional
         Ceilings to classify against; default: this machine's, measured once per process with
         ``measure_ceilings(quick=True)`` (several seconds the first time).
+    repeats : int
+        Timed calls after the recording call (>= 0); each op's time is its minimum over all calls.
 
     Returns
     -------
@@ -421,6 +424,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
         raise TypeError(f"fn_or_module must be a callable or torch.nn.Module; got {type(fn_or_module).__name__}")
     if roofline is not None and not isinstance(roofline, Roofline):
         raise TypeError(f"roofline must be an efflab.roofline.Roofline or None; got {type(roofline).__name__}")
+    repeats = v.integer(repeats, "repeats", "calls", low=0)
     device = _device_of(fn_or_module, inputs)
     is_module = isinstance(fn_or_module, torch.nn.Module)
     root = type(fn_or_module).__name__ if is_module else getattr(fn_or_module, "__name__", type(fn_or_module).__name__)
@@ -444,8 +448,8 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     ]
     try:
         # Run 0 records FLOPs, bytes, shapes and modules (bookkeeping outside the timed calls) and is timed too; then
-        # REPEATS timed runs; the per-op time is the median over all runs.
-        for run in range(1 + REPEATS):
+        # `repeats` timed runs; the per-op time is the minimum over all runs.
+        for run in range(1 + repeats):
             state["times"], state["stack"], state["record"] = [], [], run == 0
             with mode_cls():
                 fn_or_module(*inputs)
@@ -458,7 +462,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
         per_run = [[b.elapsed_time(e) * 1e-3 for b, e in times] for times in per_run]  # ms -> s
     rows = state["ops"]
     runs = [t for t in per_run if len(t) == len(rows)]  # a run that took another path cannot be matched op by op
-    times = np.median(np.array(runs), axis=0) if rows else np.zeros(0)
+    times = np.min(np.array(runs), axis=0) if rows else np.zeros(0)
     roof = roofline if roofline is not None else _measured_roofline(device)
     records = []
     for row, t, (regime, model_t) in zip(rows, times, _classify(rows, roof), strict=True):
