@@ -76,11 +76,13 @@ def real(
         raise TypeError(f"{name} must be real numbers{unit_text}, not booleans")
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise TypeError(f"{name} must be real numbers{unit_text}; got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} must not be NaN{unit_text}")
-    if not allow_inf and np.isinf(arr).any():
-        raise ValueError(f"{name} must be finite{unit_text}; got {_first(arr, np.isinf(arr))}")
+    arr = arr.astype(np.float64, copy=False)
+    # one pass in the common case (all finite); the slower checks run only to word the error
+    if not np.isfinite(arr).all():
+        if np.isnan(arr).any():
+            raise ValueError(f"{name} must not be NaN{unit_text}")
+        if not allow_inf:
+            raise ValueError(f"{name} must be finite{unit_text}; got {_first(arr, np.isinf(arr))}")
     bad = np.zeros(arr.shape, dtype=bool)
     if low is not None:
         bad |= (arr <= low) if low_open else (arr < low)
