@@ -186,6 +186,10 @@ def _linears(model) -> list:
     return [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
 
 
+def _n_weights(model) -> int:
+    return sum(m.weight.numel() for m in _linears(model))
+
+
 def widths_of(model) -> tuple[int, ...]:
     """Layer widths of an MLP of Linear layers, input first: ``(64, 256, 256, 10)``."""
     lin = _linears(model)
@@ -716,7 +720,8 @@ class Variant:
     ``size_bytes`` counts the tensors the variant stores and runs with (a pruned dense model keeps its zeros);
     ``sparse_size_bytes`` is what CSR storage of the same weights takes; ``flops_per_sample`` counts the matmul FLOPs
     its kernels execute per image; ``training_flops`` is what making it cost beyond the trained teacher
-    (fine-tuning, or the whole distillation); ``accuracy_before_finetune`` is the accuracy right after pruning.
+    (fine-tuning, or the whole distillation); ``accuracy_before_finetune`` is the accuracy right after pruning;
+    ``weights_removed`` the fraction of the original model's weights that pruning removed.
     """
 
     name: str
@@ -730,6 +735,7 @@ class Variant:
     sparse_size_bytes: int | None = None
     training_flops: float = 0.0
     accuracy_before_finetune: float | None = None
+    weights_removed: float = 0.0
     model: Any = field(default=None, repr=False, compare=False)
     measurement: Any = field(default=None, repr=False, compare=False)
 
@@ -773,6 +779,7 @@ def measure_variant(
     sparse_size_bytes: int | None = None,
     training_flops: float = 0.0,
     accuracy_before_finetune: float | None = None,
+    weights_removed: float = 0.0,
     **bench,
 ) -> Variant:
     """Measure accuracy (:func:`evaluate`), bytes (:func:`model_bytes`) and latency (:func:`measure_latency`).
@@ -797,6 +804,7 @@ def measure_variant(
         sparse_size_bytes=sparse_size_bytes,
         training_flops=float(v.nonnegative(training_flops, "training_flops", "FLOP")),
         accuracy_before_finetune=accuracy_before_finetune,
+        weights_removed=float(v.fraction(weights_removed, "weights_removed")),
         model=model,
         measurement=m,
     )
@@ -825,6 +833,7 @@ def unstructured_variants(
         ft = train(pruned, data, epochs=finetune_epochs, masks=masks)
         sparse = to_csr(pruned)
         kw = {"family": "unstructured", "training_flops": ft.flops, "accuracy_before_finetune": before}
+        kw["weights_removed"] = sum(int((m == 0).sum()) for m in masks) / _n_weights(model)
         out.append(
             measure_variant(f"pruned {s:.0%}", pruned, data, sparse_size_bytes=model_bytes(sparse), **kw, **bench)
         )
@@ -851,6 +860,7 @@ def structured_variants(
                 family="structured",
                 training_flops=ft.flops,
                 accuracy_before_finetune=before,
+                weights_removed=1 - _n_weights(pruned) / _n_weights(model),
                 **bench,
             )
         )
@@ -931,15 +941,25 @@ def best_feasible(
 
 
 def format_table(variants: Sequence[Variant], *, latency: bool = True, mask=None) -> str:
-    """A plain-text table: accuracy, bytes (as run, and as CSR), MFLOP per image, optionally latency and frontier."""
-    head = f"{'variant':<22}{'accuracy':>9}{'size (B)':>10}{'CSR (B)':>9}{'MFLOP/img':>10}"
-    head += f"{'latency':>11}" if latency else ""
+    """A plain-text table (at most 76 characters wide): accuracy, bytes as run and as CSR, MFLOP per image, and
+    optionally the median latency and whether each variant is on the frontier (``mask``).
+
+    Examples
+    --------
+    >>> a = Variant("a", "x", accuracy=0.97, size_bytes=9_640, latency_s=4e-5, flops_per_sample=4736, batch_size=1)
+    >>> print(format_table([a], mask=[True]))
+    variant              accuracy  size (B)  CSR (B)  MFLOP   latency  frontier
+    ---------------------------------------------------------------------------
+    a                      97.00%     9,640            0.005     40 µs  yes
+    """
+    head = f"{'variant':<20}{'accuracy':>9}{'size (B)':>10}{'CSR (B)':>9}{'MFLOP':>7}"
+    head += f"{'latency':>10}" if latency else ""
     head += "  frontier" if mask is not None else ""
     lines = [head, "-" * len(head)]
     for i, x in enumerate(variants):
         csr = "" if x.sparse_size_bytes is None else f"{x.sparse_size_bytes:,}"
-        row = f"{x.name:<22}{x.accuracy:>9.2%}{x.size_bytes:>10,}{csr:>9}{x.flops_per_sample / 1e6:>10.3f}"
-        row += f"{x.latency_s * 1e6:>8.0f} us" if latency else ""
+        row = f"{x.name:<20}{x.accuracy:>9.2%}{x.size_bytes:>10,}{csr:>9}{x.flops_per_sample / 1e6:>7.3f}"
+        row += f"{x.latency_s * 1e6:>7.0f} µs" if latency else ""
         row += ("  yes" if mask[i] else "  dominated") if mask is not None else ""
-        lines.append(row)
+        lines.append(row.rstrip())
     return "\n".join(lines)

@@ -295,3 +295,12 @@ def test_bad_input_is_rejected_with_the_argument_named():
         C.measure_latency(model, C.load_digits_data(), batch_size=10_000)
     with pytest.raises(ValueError, match="masks"):
         C.train(model, C.load_digits_data(), epochs=0, masks=[None])
+
+
+@pytest.mark.gpu
+def test_variants_time_on_cuda(data):
+    model = C.make_mlp((64, 32, 10))
+    for variant, dtype in ((model, "fp32"), (C.cast(model, "fp16"), "fp16"), (C.quantize_int4(model), "fp32")):
+        m = C.measure_latency(variant, data, 64, dtype, device="cuda", min_run_s=0.01)
+        assert m.device.startswith("cuda") and m.median_s > 0
+    assert next(model.parameters()).device.type == "cpu"  # the caller's model is not moved
