@@ -13,8 +13,10 @@ numbers:
   ``to_csr`` (the same weights executed by a sparse kernel), ``structured_prune`` (hidden units removed, smaller dense
   layers rebuilt);
 - distillation: ``distill`` plus the FLOP accounting ``forward_flops``, ``training_flops``, ``break_even_inferences``;
-- measurement: ``model_bytes``, ``evaluate``, ``measure_variant`` -> ``Variant``, ``frontier_mask``, ``best_feasible``,
-  ``format_table``.
+- measurement: ``model_bytes``, ``evaluate``, ``measure_latency``, ``measure_variant`` -> ``Variant``;
+- the chapter's families, measured: ``precision_variants``, ``unstructured_variants``, ``structured_variants``,
+  ``distilled_variant`` (and the labels-only control ``compare_students``);
+- the choice: ``frontier_mask``, ``best_feasible`` (same rule as ``efflab.widgets.best_variant``), ``format_table``.
 
 torch is imported inside the functions (``import efflab`` must not need it). Sizes count the bytes of the tensors the
 variant actually executes with; the CSR figure of a pruned dense model is reported beside it, not instead of it.
