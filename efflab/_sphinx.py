@@ -1,15 +1,37 @@
 """A small Sphinx extension for the efflab book (loaded from ``_config.yml``; not part of the library's API).
 
-sphinx-thebe registers its inline configuration script once per ``env-before-read-docs`` event, and under Jupyter
-Book 1 that event can fire twice, so every page declared ``const THEBE_JS_URL`` twice and the browser reported
-"Uncaught SyntaxError: Identifier 'THEBE_JS_URL' has already been declared". Dropping exact duplicate script entries
-before each page is written fixes that without touching the extension.
+Two fixes for what a reader's browser reported, each applied to the scripts of every page before it is written:
+
+- sphinx-thebe registers its inline configuration script once per ``env-before-read-docs`` event, and under Jupyter
+  Book 1 that event can fire twice, so every page declared ``const THEBE_JS_URL`` twice ("Uncaught SyntaxError:
+  Identifier 'THEBE_JS_URL' has already been declared"). Exact duplicate script entries are dropped.
+- The ipywidgets HTML manager typesets widget labels with the MathJax 2 call ``MathJax.Hub.Queue``; the book loads
+  MathJax 3, which has no ``Hub`` ("TypeError: Cannot read properties of undefined (reading 'Queue')" once per
+  widget). A small shim, placed right after the page's MathJax configuration, gives MathJax 3 a ``Hub.Queue`` that
+  typesets the element with ``MathJax.typesetPromise``; calls made before MathJax has started are queued until then.
 """
 
 from __future__ import annotations
 
+# Runs after `window.MathJax = {...config...}` and before the deferred MathJax script.
+MATHJAX2_HUB_SHIM = """(function () {
+  var config = window.MathJax = window.MathJax || {};
+  var pending = [];
+  function typeset(job) {
+    var element = job && job[2];
+    return window.MathJax.typesetPromise(element ? [element] : undefined).catch(function () {});
+  }
+  config.Hub = {Queue: function (job) { pending.push(job); }};
+  config.startup = config.startup || {};
+  config.startup.ready = function () {
+    window.MathJax.startup.defaultReady();
+    window.MathJax.Hub = {Queue: typeset};
+    window.MathJax.startup.promise.then(function () { pending.splice(0).forEach(typeset); });
+  };
+})();"""
 
-def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+
+def _fix_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts = context.get("script_files")
     if not scripts:
         return
@@ -21,9 +43,11 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(script)
+        if str(getattr(script, "attributes", {}).get("body", "")).startswith("window.MathJax ="):
+            unique.append(type(script)(None, priority=script.priority, body=MATHJAX2_HUB_SHIM))
     context["script_files"] = unique
 
 
 def setup(app):
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.connect("html-page-context", _fix_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
