@@ -2,9 +2,9 @@
 
 Command (paretoset and numba live only in the benchmark environment, never in efflab's dependencies)::
 
-    /tmp/probe-venv/bin/pip install paretoset            # pulls numba, llvmlite and pandas
-    /tmp/probe-venv/bin/python benchmarks/bench_pareto.py            # full run, ~5-10 minutes
-    /tmp/probe-venv/bin/python benchmarks/bench_pareto.py --quick    # skips the slow paretoset case, ~20 s
+    .venv/bin/python -m pip install paretoset            # pulls numba, llvmlite and pandas
+    .venv/bin/python benchmarks/bench_pareto.py            # full run, ~5-10 minutes
+    .venv/bin/python benchmarks/bench_pareto.py --quick    # skips the slow paretoset case, ~20 s
 
 Cases: uniform random 2-D points (a small front) at 1e5 and 1e6, points that all lie on the front (x + y = 1) at
 1e4 and 1e5, and 1e4 uniform 4-D points. paretoset runs both of its paths: numpy (``use_numba=False``, its
