@@ -34,6 +34,8 @@ EDGE_ACCURACY_FLOOR = 0.95
 SERVER_SPEEDUP = 3.0
 SERVER_ACCURACY_FLOOR = 0.97
 SENSE = ("min", "min", "max")  # size_bytes, latency_s, accuracy
+# The lab's trained model in fp32: weights and biases of 64 -> 256 -> 256 -> 10, 4 bytes each (340,008 B).
+FP32_BYTES = 4 * sum(a * b + b for a, b in zip((64, 256, 256), (256, 256, 10), strict=True))
 
 
 # ------------------------------------------------------------------------------------------------- references
@@ -117,8 +119,8 @@ def _plausible_table(size_bytes, latency_s, accuracy) -> str:
         return "a latency above 10 s per batch is not a measurement of these models"
     if not np.all((a >= 0) & (a <= 1)):
         return "accuracy must be a fraction in [0, 1], not a percentage"
-    if s[0] < 0.99 * s.max():
-        return "row 0 must be the fp32 baseline (the largest model)"
+    if s[0] != FP32_BYTES:
+        return f"row 0 must be the fp32 baseline ({FP32_BYTES:,} bytes); got {s[0]:,.0f} bytes"
     return ""
 
 
