@@ -1,0 +1,152 @@
+"""The GPU journey in one prepared script: run it on a CUDA machine and paste its report into the issue note.
+
+Command (from the repository root, on the device machine, after ``make install`` or an equivalent environment with a
+CUDA build of torch and, optionally, triton)::
+
+    python benchmarks/gpu_check.py --out gpu_report.md            # everything, ~5-8 minutes on an H100
+    python benchmarks/gpu_check.py --skip-notebooks               # instruments only, ~1 minute
+
+It records, in one run:
+
+1. every chapter, lab master and student lab executed top to bottom on the GPU runtime (a fresh kernel each, from a
+   scratch copy): success and seconds;
+2. ``efflab.benchmark`` against ``triton.testing.do_bench`` on a small and a large kernel (median ratio; goal within
+   5 %), both with and without the L2 flush where do_bench flushes;
+3. ``efflab.measure_ceilings()`` against the datasheet entry ``efflab.detect()`` found (fraction of spec per ceiling);
+4. ``efflab.profile_ops`` on the transformer block of the profile tests (totals and top ops);
+5. an NVML energy reading (``efflab.EnergyMeter``) around a ~1 s matmul loop: joules, average watts, source.
+
+Without CUDA it says so and exits 2: nothing here is meaningful on a CPU (the CPU paths have their own benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_notebooks() -> list[str]:
+    import nbformat
+    from nbclient import NotebookClient
+
+    lines = ["| notebook | status | seconds |", "|---|---|---|"]
+    paths = sorted(ROOT.glob("chapters/*.ipynb")) + sorted(ROOT.glob("labs/masters/*.ipynb"))
+    paths += sorted(ROOT.glob("labs/*.ipynb"))
+    for path in paths:
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = Path(scratch) / path.name
+            shutil.copy(path, copy)
+            nb = nbformat.read(copy, as_version=4)
+            start = time.perf_counter()
+            try:
+                NotebookClient(
+                    nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": scratch}}
+                ).execute()
+                status = "ok"
+            except Exception as exc:  # keep going: the table must list every notebook
+                status = f"FAILED {type(exc).__name__}: {str(exc).strip().splitlines()[-1][:100]}"
+        lines.append(f"| {path.relative_to(ROOT)} | {status} | {time.perf_counter() - start:.1f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def compare_with_do_bench(torch) -> list[str]:
+    from efflab.timing import benchmark
+
+    try:
+        from triton.testing import do_bench
+    except ImportError:
+        return ["triton is not installed: `pip install triton` to compare with triton.testing.do_bench"]
+    small = torch.randn(1 << 12, device="cuda")
+    big_a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    big_b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    cases = {"add 4096 elements (launch-bound)": lambda: small + 1, "bf16 matmul 8192^3": lambda: big_a @ big_b}
+    lines = ["| kernel | efflab median | do_bench median | ratio | efflab (flush L2) |", "|---|---|---|---|---|"]
+    for name, fn in cases.items():
+        ours = benchmark(fn, device="cuda").median_s
+        flushed = benchmark(fn, device="cuda", flush_l2=True).median_s
+        theirs = do_bench(fn, return_mode="median") * 1e-3  # do_bench reports milliseconds, flushing L2
+        lines.append(
+            f"| {name} | {ours * 1e6:.2f} us | {theirs * 1e6:.2f} us | {ours / theirs:.3f} | {flushed * 1e6:.2f} us |"
+        )
+    return lines
+
+
+def ceilings_vs_datasheet() -> list[str]:
+    import efflab
+
+    device = efflab.detect()
+    roof = efflab.measure_ceilings()
+    lines = [f"device: {device.name} ({'estimated' if device.estimated else 'datasheet'})", ""]
+    lines += ["| ceiling | measured | spec | fraction |", "|---|---|---|---|"]
+    for ceiling in [*roof.compute.values(), *roof.memory.values()]:
+        spec = f"{ceiling.spec:.4g}" if ceiling.spec else "-"
+        frac = f"{ceiling.fraction_of_spec:.1%}" if ceiling.fraction_of_spec else "-"
+        lines.append(f"| {ceiling.kind} {ceiling.name} | {ceiling.measured or ceiling.value:.4g} | {spec} | {frac} |")
+    lines.append(f"| latency floor | {roof.latency_s * 1e6:.2f} us | - | - |" if roof.latency_s else "")
+    return lines
+
+
+def profile_block(torch) -> list[str]:
+    import efflab
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(512, 8, 2048, batch_first=True, device="cuda").eval()
+    x = torch.randn(8, 256, 512, device="cuda")
+    with torch.no_grad():
+        profile = efflab.profile_ops(layer, x)
+    return ["```", profile.to_table(), "```"]
+
+
+def nvml_energy(torch) -> list[str]:
+    import efflab
+
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    with efflab.EnergyMeter() as meter:
+        start = time.perf_counter()
+        while time.perf_counter() - start < 1.0:
+            a @ a
+    return [f"source={meter.source} energy={meter.energy_j} J time={meter.time_s:.3f} s power={meter.power_w} W"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
+    parser.add_argument("--skip-notebooks", action="store_true", help="only the instruments (no notebook runs)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("No CUDA device: the GPU journey needs one (this is not a failure of the CPU paths).")
+        return 2
+    report = [f"# efflab GPU check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", ""]
+    sections = [
+        ("benchmark vs triton.testing.do_bench", lambda: compare_with_do_bench(torch)),
+        ("measured ceilings vs datasheet", ceilings_vs_datasheet),
+        ("profile_ops on a transformer block", lambda: profile_block(torch)),
+        ("NVML energy", lambda: nvml_energy(torch)),
+    ]
+    if not args.skip_notebooks:
+        sections.append(("notebooks on the GPU runtime", run_notebooks))
+    for title, section in sections:
+        print(f"== {title}", flush=True)
+        try:
+            lines = section()
+        except Exception as exc:  # one broken section must not hide the others
+            lines = [f"FAILED: {type(exc).__name__}: {exc}"]
+        report += [f"## {title}", "", *lines, ""]
+        print("\n".join(lines), flush=True)
+    if args.out:
+        Path(args.out).write_text("\n".join(report) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
