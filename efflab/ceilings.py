@@ -24,7 +24,6 @@ datasheet for a catalog GPU, a model estimate for a CPU: ``estimated=True``) and
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 import warnings
@@ -34,7 +33,7 @@ import numpy as np
 
 from efflab import _validate as v
 from efflab.roofline import Ceiling, Roofline
-from efflab.timing import HighVarianceWarning, Measurement, benchmark
+from efflab.timing import HighVarianceWarning, Measurement, benchmark, torch_threads
 
 __all__ = ["CeilingReport", "measure", "measure_ceilings", "cache_sizes_bytes", "add_cli"]
 
@@ -177,7 +176,7 @@ def _bandwidth_sweep(torch, dev, caches, quick, bar):
             kernels.append(("numpy copy", 2 * size, 2 * size, np.copyto, (dst.numpy(), src.numpy()), {}))
         for name, working_set, moved, fn, args, kw in kernels:
             for threads in (1,) if name == "numpy copy" else _thread_counts(torch, dev):
-                with _threads(torch, threads):
+                with torch_threads(threads):
                     t = _bench(fn, *args, budget_s=budget, **kw).median_s
                 rows.append(
                     {
@@ -194,16 +193,6 @@ def _bandwidth_sweep(torch, dev, caches, quick, bar):
     return rows
 
 
-@contextlib.contextmanager
-def _threads(torch, n: int):
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _matmul_sweep(torch, dev, dtypes, quick, bar):
     sizes = (MATMUL_SIZES_QUICK if quick else MATMUL_SIZES)["cuda" if dev.type == "cuda" else "cpu"]
     rows = []
@@ -216,7 +205,7 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
             for n in sizes:
                 a, b = torch.randn(n, n, device=dev).to(tdt), torch.randn(n, n, device=dev).to(tdt)
                 for threads in _thread_counts(torch, dev):
-                    with _threads(torch, threads):
+                    with torch_threads(threads):
                         t = _bench(torch.matmul, a, b, budget_s=0.1 if quick else 0.3).median_s
                     flops = 2.0 * n**3
                     rows.append(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import html
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,7 @@ from efflab.roofline import (
     matmul_cost,
     softmax_cost,
 )
+from efflab.timing import torch_threads
 
 __all__ = [
     "DecodeFloor",
@@ -524,18 +525,8 @@ def measure_op(workload: Workload, min_run_s: float = 0.1, max_run_s: float = 1.
     return measure_ops([workload], threads=threads, min_run_s=min_run_s, max_run_s=max_run_s)[0]
 
 
-@contextlib.contextmanager
-def num_threads(n: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)``, restoring the previous count afterwards."""
-    import torch
-
-    n = v.integer(n, "n", "threads", low=1)
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+# One implementation of "run with n torch threads, then restore": efflab.timing.torch_threads.
+num_threads = torch_threads
 
 
 def _device(device):

@@ -24,15 +24,14 @@ from __future__ import annotations
 import os
 import zlib
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from efflab import _validate as v
-from efflab.timing import timer
+from efflab.timing import timer, torch_threads
 
 __all__ = [
     "STAGES",
@@ -152,31 +151,6 @@ def decode_image(blob: bytes, shape: Sequence[int]) -> np.ndarray:
     if rows.size != h * w * c:
         raise ValueError(f"blob holds {rows.size} bytes, shape {(h, w, c)} needs {h * w * c}")
     return np.cumsum(rows.reshape(h, w * c), axis=0, dtype=np.uint8).reshape(h, w, c)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[int]:
-    """Run a block with ``torch.set_num_threads(n)`` and restore the previous count after (``None``: unchanged).
-
-    Examples
-    --------
-    >>> import torch
-    >>> before = torch.get_num_threads()
-    >>> with torch_threads(1) as n:
-    ...     torch.get_num_threads()
-    1
-    >>> torch.get_num_threads() == before
-    True
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(v.integer(n, "n", "threads", low=1))
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
 
 
 class ModelStep:

@@ -29,7 +29,7 @@ import numpy as np
 
 from efflab import _validate as v
 
-__all__ = ["Measurement", "HighVarianceWarning", "benchmark", "timer", "median_ci", "format_time_s"]
+__all__ = ["Measurement", "HighVarianceWarning", "benchmark", "timer", "median_ci", "format_time_s", "torch_threads"]
 
 # torch.utils.benchmark's Measurement flags IQR/median above 10 % ("could indicate system fluctuation").
 IQR_WARN_FRACTION = 0.10
@@ -465,3 +465,28 @@ def timer(sync: bool | None = None) -> Iterator[TimerResult]:
         if do_sync:
             sys.modules["torch"].cuda.synchronize()
         result.elapsed_s = time.perf_counter() - start
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[int]:
+    """Run a block with ``torch.set_num_threads(n)`` and restore the previous count after (``None``: unchanged).
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1) as n:
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(v.integer(n, "n", "threads", low=1))
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
