@@ -1,6 +1,6 @@
 """P3: ``efflab.timing.benchmark`` median / ``torch.utils.benchmark.Timer.blocked_autorange`` median.
 
-Workloads span ~1 us to ~100 ms on the CPU (elementwise adds and a matmul). Both tools run one thread (Timer's default) and get the same ``min_run_s``/``min_run_time`` (0.2 s, both libraries' default); each pair is measured three times in alternating order and
+Workloads span ~1 us to ~100 ms on the CPU (elementwise adds and a matmul). Both tools run one thread (Timer's default) and get the same ``min_run_s``/``min_run_time`` (0.2 s, both libraries' default); each pair is measured five times in alternating order and
 the ratio of medians is reported with the wall time each tool spent (calibration and warm-up included).
 Goal: every ratio within 5 % of 1, total efflab time no more than torch's.
 
@@ -20,7 +20,7 @@ import torch.utils.benchmark as tb
 from efflab.timing import benchmark, format_time_s
 
 # Rounds per workload, alternating which tool goes first; the median round is reported.
-ROUNDS = 3
+ROUNDS = 5
 
 
 def workloads():

@@ -37,8 +37,10 @@ IQR_WARN_FRACTION = 0.10
 # by <= 0.1 %, and >= min_run_s/1000 (blocked_autorange's second criterion), so at most ~1000 samples are kept.
 TIMER_OVERHEAD_FACTOR = 1000
 MAX_SAMPLES_PER_MIN_RUN = 1000
-# Fewest samples a benchmark takes unless max_run_s runs out: three is the least that has a middle and quartiles.
-MIN_SAMPLES = 3
+# Fewest samples a benchmark takes unless max_run_s runs out. Two, so that a ~100 ms workload costs what
+# Timer.blocked_autorange spends on it (one untimed call + 2 samples vs its calibration call + 2 samples); the median
+# of two is their mean and the IQR half their gap. Faster workloads get ~min_run_s / t samples anyway.
+MIN_SAMPLES = 2
 
 
 class HighVarianceWarning(UserWarning):
@@ -334,7 +336,7 @@ def _benchmark_cuda(fn, args, kwargs, warmup_s, min_run_s, max_run_s, flush_l2, 
 def benchmark(
     fn: Callable,
     *args,
-    warmup_s: float = 0.02,
+    warmup_s: float = 0.01,
     min_run_s: float = 0.2,
     max_run_s: float = 2.0,
     flush_l2: bool = False,
@@ -344,7 +346,7 @@ def benchmark(
     """Time ``fn(*args, **kwargs)`` per call, correctly on the CPU and on CUDA.
 
     The reported figure is the median per-call time ``median_i(T_block_i / block_size)``; sampling stops once the
-    measured time reaches ``min_run_s`` with at least 3 samples, or when ``max_run_s`` of wall time has passed.
+    measured time reaches ``min_run_s`` with at least 2 samples, or when ``max_run_s`` of wall time has passed.
 
     Parameters
     ----------
@@ -377,7 +379,7 @@ def benchmark(
     --------
     >>> import time
     >>> m = benchmark(time.sleep, 0.002, min_run_s=0.02)
-    >>> 0.002 <= m.median_s < 0.05, m.device, m.count >= 3
+    >>> 0.002 <= m.median_s < 0.05, m.device, m.count >= 2
     (True, 'cpu', True)
     """
     if not callable(fn):
