@@ -6,11 +6,16 @@ Like the LBNL Empirical Roofline Toolkit, the ceilings come from sweeps, not spe
   ``/sys/devices/system/cpu/cpu0/cache`` on the CPU, ``L2_cache_size`` on CUDA): ``dst.copy_(src)`` and ``np.copyto``
   count 2 bytes moved per byte copied (read + write), the triad ``a = b + s*c`` 3 (STREAM's convention: the extra
   read a write-allocate cache performs on ``dst`` is *not* counted, so the hardware moves up to 1.5x more for a copy).
-  The best kernel over the large sets is the "dram" ceiling; smaller sets give cache-level ceilings ("l2", "l3"),
+  Each kernel's rate is STREAM's "best rate", from its fastest sample. The best kernel over
+  the large sets is the "dram" ceiling; smaller sets give cache-level ceilings ("l2", "l3"),
   which are lower bounds because each call also pays ~1 us of dispatch. L1 is not measured: a set that fits there is
   copied in less time than one dispatch.
 - **Compute** from ``torch.matmul`` of square n x n matrices, ``2 n^3`` FLOPs, per dtype, the best size of a sweep
-  that reaches the plateau.
+  that reaches the plateau, again from the fastest sample.
+- **Why the fastest sample**: a ceiling is an upper bound, what the machine attains (STREAM reports best rates, the
+  Empirical Roofline Toolkit maxima). Op times elsewhere are medians, so a typical op sits on or under the roof; a
+  ceiling from medians put ops above it whenever the sweep ran during a slow spell (a shared VM's bandwidth drifts by
+  1.7x within a minute on the 2-core VM this was written on).
 - **Threads**: on a multi-core CPU each kernel runs with torch's thread count and with one thread, and the best is
   kept (on a shared machine a busy core stalls multi-threaded ops; the sweeps record which won).
 - **Latency** floor: the median time of adding two one-element tensors (on CUDA, the larger of that kernel's
@@ -18,7 +23,8 @@ Like the LBNL Empirical Roofline Toolkit, the ceilings come from sweeps, not spe
 
 Each :class:`efflab.roofline.Ceiling` carries ``measured``, the ``spec`` from :func:`efflab.hardware.detect` (a
 datasheet for a catalog GPU, a model estimate for a CPU: ``estimated=True``) and ``fraction_of_spec``. Times come from
-:func:`efflab.timing.benchmark` (medians).
+:func:`efflab.timing.benchmark`: the fastest sample for the ceilings, the median for the latency floor (a cost every
+op pays, added to its time).
 """
 
 from __future__ import annotations
@@ -41,8 +47,10 @@ __all__ = ["CeilingReport", "measure", "measure_ceilings", "cache_sizes_bytes", 
 # only add time; CUDA: an H100 needs n >= 4096 to fill its 132 SMs (REFERENCE.md: 8192^3 bf16 ~798 TFLOP/s).
 MATMUL_SIZES = {"cpu": (256, 512, 1024, 2048), "cuda": (2048, 4096, 8192)}
 MATMUL_SIZES_QUICK = {"cpu": (512, 1024), "cuda": (4096, 8192)}
-# Working set of the DRAM measurement per array, as a multiple of the LLC (2x: a copy's 2 arrays span 4x the LLC).
-DRAM_SET_PER_ARRAY_LLC = 2
+# Working set of the DRAM measurement per array, as a multiple of the LLC: 4x (full mode adds 8x). With 2x, this VM's
+# copies ran up to 1.6x faster than with 4x-8x: the LLC the OS reports (one CCD's 32 MiB) is not all the cache the
+# vCPUs can reach, and a victim L3 keeps part of a 2x set. McCalpin's STREAM rule asks for >= 4x the summed caches.
+DRAM_SET_PER_ARRAY_LLC = 4
 # Fallbacks when the OS does not report cache sizes: typical per-core L2 and a server LLC (used only to size sets).
 _FALLBACK_CACHES = {"l2": 1 << 20, "l3": 32 << 20}
 _DTYPES = {"fp64": "float64", "fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -86,8 +94,9 @@ class CeilingReport:
     """A measured roofline with the raw sweeps behind it (for plotting) and how long it took."""
 
     roofline: Roofline
-    bandwidth_sweep: tuple[dict, ...]  # kernel, threads, working_set_bytes, bytes_moved, time_s, bandwidth_bytes_per_s
-    matmul_sweep: tuple[dict, ...]  # dtype, n, threads, flops, time_s, flops_per_s
+    # kernel, threads, working_set_bytes, bytes_moved, time_s (fastest sample), median_time_s, bandwidth_bytes_per_s
+    bandwidth_sweep: tuple[dict, ...]
+    matmul_sweep: tuple[dict, ...]  # dtype, n, threads, flops, time_s (fastest sample), median_time_s, flops_per_s
     latency: Measurement
     device: str
     elapsed_s: float
@@ -161,7 +170,9 @@ def _bandwidth_sweep(torch, dev, caches, quick, bar):
     # On a GPU also >= 256 MiB per array (1 GiB in full mode), so one copy outlasts a launch by far.
     floor = (256 << 20 if quick else 1 << 30) if dev.type == "cuda" else 0
     per_array = (
-        [max(DRAM_SET_PER_ARRAY_LLC * llc, floor)] if quick else [DRAM_SET_PER_ARRAY_LLC * llc, max(4 * llc, floor)]
+        [max(DRAM_SET_PER_ARRAY_LLC * llc, floor)]
+        if quick
+        else [DRAM_SET_PER_ARRAY_LLC * llc, max(2 * DRAM_SET_PER_ARRAY_LLC * llc, floor)]
     )
     # Per array: half the per-core L2 (a copy then spans one L2, split across threads) and 1/8 of the LLC.
     cache_sets = [] if dev.type == "cuda" else [caches.get("l2", 0) // 2, llc // 8]
@@ -177,15 +188,16 @@ def _bandwidth_sweep(torch, dev, caches, quick, bar):
         for name, working_set, moved, fn, args, kw in kernels:
             for threads in (1,) if name == "numpy copy" else _thread_counts(torch, dev):
                 with torch_threads(threads):
-                    t = _bench(fn, *args, budget_s=budget, **kw).median_s
+                    m = _bench(fn, *args, budget_s=budget, **kw)
                 rows.append(
                     {
                         "kernel": name,
                         "threads": threads,
                         "working_set_bytes": working_set,
                         "bytes_moved": moved,
-                        "time_s": t,
-                        "bandwidth_bytes_per_s": moved / t,
+                        "time_s": m.min_s,  # STREAM's "best rate": the fastest sample
+                        "median_time_s": m.median_s,
+                        "bandwidth_bytes_per_s": moved / m.min_s,
                     }
                 )
             bar.update()
@@ -206,7 +218,7 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
                 a, b = torch.randn(n, n, device=dev).to(tdt), torch.randn(n, n, device=dev).to(tdt)
                 for threads in _thread_counts(torch, dev):
                     with torch_threads(threads):
-                        t = _bench(torch.matmul, a, b, budget_s=0.1 if quick else 0.3).median_s
+                        m = _bench(torch.matmul, a, b, budget_s=0.1 if quick else 0.3)
                     flops = 2.0 * n**3
                     rows.append(
                         {
@@ -214,8 +226,9 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
                             "n": n,
                             "threads": threads,
                             "flops": flops,
-                            "time_s": t,
-                            "flops_per_s": flops / t,
+                            "time_s": m.min_s,  # the fastest sample: the rate the machine attains
+                            "median_time_s": m.median_s,
+                            "flops_per_s": flops / m.min_s,
                         }
                     )
                 bar.update()
@@ -225,10 +238,12 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
 
 
 def _level_of(working_set: int, caches: dict[str, int], on_gpu: bool) -> str | None:
-    """Memory level a working set exercises: fits the per-core L2, fits the LLC, or >= 2x the LLC ("dram")."""
+    """Memory level a working set exercises: fits the per-core L2, fits the LLC, or spans two arrays of
+    ``DRAM_SET_PER_ARRAY_LLC`` x the LLC ("dram")."""
     llc = max(caches.values())
-    if working_set >= 2 * llc or on_gpu:
-        return "dram" if working_set >= 2 * llc else None
+    dram = 2 * DRAM_SET_PER_ARRAY_LLC * llc
+    if working_set >= dram or on_gpu:
+        return "dram" if working_set >= dram else None
     if "l2" in caches and working_set <= caches["l2"]:
         return "l2"
     return max(caches, key=caches.get) if working_set <= llc else None
@@ -292,7 +307,7 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
             spec=spec_device.peak_flops_per_s.get(dtype),
             measured=best["flops_per_s"],
             source=f"torch.matmul {best['n']}^3 {dtype}, {best['threads']} threads: best of n in {list(sizes)} "
-            f"(medians); spec: {spec_src}",
+            f"(fastest samples); spec: {spec_src}",
             estimated=spec_device.estimated,
         )
     memory = {}
@@ -309,7 +324,7 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
             spec=spec,
             measured=row["bandwidth_bytes_per_s"],
             source=f"{row['kernel']}, {row['threads']} threads, {_bytes_text(row['working_set_bytes'])} working set "
-            f"({how}), median",
+            f"({how}), fastest sample",
             estimated=spec_device.estimated and spec is not None,
         )
     memory = dict(sorted(memory.items(), key=lambda kv: kv[1].value))  # slowest (the roof) first
@@ -330,8 +345,8 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
 def measure_ceilings(device=None, dtypes=None, quick: bool = False) -> Roofline:
     """Measure this machine's roofline: bandwidth, matmul peak per dtype and dispatch latency, beside the spec.
 
-    ``BW = bytes_moved / t_median`` (copy: 2 bytes per byte copied; triad: 3); ``R_peak = 2 n^3 / t_median`` for the
-    best n; ``L_lat`` = median of a one-element add. Each ceiling's ``fraction_of_spec = measured / spec``.
+    ``BW = bytes_moved / t_min`` (STREAM's best rate; copy: 2 bytes per byte copied, triad: 3);
+    ``R_peak = 2 n^3 / t_min`` for the best n; ``L_lat`` = median of a one-element add. Each ceiling's ``fraction_of_spec = measured / spec``.
 
     Parameters
     ----------
