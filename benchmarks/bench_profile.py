@@ -4,7 +4,8 @@ Models (inference, ``torch.no_grad``): an MLP (512 -> 2048 -> 512, batch 64) and
 (d=256, 4 heads, causal SDPA, GELU MLP; batch 4 x 128 tokens). ``torch.profiler.profile(record_shapes=True)`` around
 one call plus ``key_averages(group_by_input_shape=True)`` is the competitor; ``profile_ops`` gets the roofline measured
 beforehand (a notebook pays for it once per process); both tools are warmed up once (one-time start-up costs). Each wall time is the median of 7 repetitions; the end-to-end
-time is ``benchmark(model, x).median_s``. One thread (the machine is shared: a busy core stalls 2-thread ops).
+time is ``benchmark(model, x).median_s``. A shared VM's speed drifts by ~10 % between seconds, so the three are measured
+in 5 interleaved rounds and each figure is the median over rounds (every round is printed). One thread (the machine is shared: a busy core stalls 2-thread ops).
 Goals: wall ratio <= 3, per-op sum within 20 % of end-to-end.
 
 Reproduce (from the repository root)::
@@ -48,6 +49,8 @@ class Block(torch.nn.Module):
 
 # Repetitions behind each wall-time median.
 REPS = 7
+# Interleaved rounds per model (profile_ops, torch.profiler, end to end); the figures are medians over rounds.
+ROUNDS = 5
 
 
 def wall(fn) -> float:
@@ -86,13 +89,25 @@ def main() -> None:
             # torch._dynamo (~1.5 s) the first time any TorchDispatchMode runs (FlopCounterMode pays it too).
             torch_profiler(model, x)
             profile_ops(model, x, roofline=roof)
-            ours = wall(lambda m=model, x=x: profile_ops(m, x, roofline=roof))
-            theirs = wall(lambda m=model, x=x: torch_profiler(m, x))
-            prof = profile_ops(model, x, roofline=roof)
-            e2e = benchmark(model, x).median_s
+            walls, sums = [], []
+            for _ in range(ROUNDS):  # interleaved, so a slow spell of the shared machine hits every tool alike
+                ours = wall(lambda m=model, x=x: profile_ops(m, x, roofline=roof))
+                theirs = wall(lambda m=model, x=x: torch_profiler(m, x))
+                prof = profile_ops(model, x, roofline=roof)
+                e2e = benchmark(model, x).median_s
+                walls.append((ours, theirs))
+                sums.append((prof.total_time_s, e2e))
+            ours, theirs = (statistics.median(w[i] for w in walls) for i in (0, 1))
+            total, e2e = (statistics.median(s[i] for s in sums) for i in (0, 1))
             print(
                 f"{name:<19}{len(prof.records):>5}{ours * 1e3:>10.2f} ms{theirs * 1e3:>9.2f} ms{ours / theirs:>7.2f}"
-                f"{prof.total_time_s * 1e3:>8.3f} ms{e2e * 1e3:>8.3f} ms{prof.total_time_s / e2e:>9.3f}"
+                f"{total * 1e3:>8.3f} ms{e2e * 1e3:>8.3f} ms{total / e2e:>9.3f}"
+            )
+            print(
+                f"{'':<19}per round: wall ratio "
+                + ", ".join(f"{o / t:.2f}" for o, t in walls)
+                + "; sum/e2e "
+                + ", ".join(f"{s / e:.3f}" for s, e in sums)
             )
     print(f"\n{prof.to_table()}")
 
