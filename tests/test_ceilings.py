@@ -46,7 +46,9 @@ def test_ceilings_are_the_best_of_their_sweeps(report):
     best_fp32 = max(r["flops_per_s"] for r in report.matmul_sweep if r["dtype"] == "fp32")
     assert roof.peak_flops_per_s("fp32") == best_fp32
     llc = max(ceilings.cache_sizes_bytes().values())
-    dram_rows = [r for r in report.bandwidth_sweep if r["working_set_bytes"] >= 2 * ceilings.DRAM_SET_PER_ARRAY_LLC * llc]
+    dram_rows = [
+        r for r in report.bandwidth_sweep if r["working_set_bytes"] >= 2 * ceilings.DRAM_SET_PER_ARRAY_LLC * llc
+    ]
     assert dram_rows and roof.bandwidth_bytes_per_s("dram") == max(r["bandwidth_bytes_per_s"] for r in dram_rows)
     for r in report.bandwidth_sweep:
         per_element = 3 if r["kernel"] == "triad" else 2  # STREAM counting: copy reads + writes, triad 2 reads + 1
