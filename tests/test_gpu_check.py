@@ -34,3 +34,33 @@ def test_gpu_check_instruments(repo_root, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = out.read_text()
     assert "FAILED" not in report and "measured ceilings vs datasheet" in report
+
+
+def test_gpu_check_cpu_rehearsal_runs_a_notebook(repo_root, tmp_path):
+    """--cpu-rehearsal checks the notebook machinery without CUDA, so device time is not spent finding a missing
+    package; the report lists each notebook with its status."""
+    out = tmp_path / "report.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "benchmarks" / "gpu_check.py"),
+            "--cpu-rehearsal",
+            "--notebooks",
+            "*00_welcome*",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = out.read_text()
+    assert "| chapters/00_welcome.ipynb | ok |" in report and "not GPU results" in report
+    assert "labs/" not in report  # --notebooks selected one
+
+
+@pytest.mark.parametrize("script", ["gpu_run.sh", "gpu_wheels.sh"])
+def test_device_scripts_parse(repo_root, script):
+    proc = subprocess.run(["bash", "-n", str(repo_root / "benchmarks" / script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole GPU check as one device-machine command (the device tool's `run`, with carry [".whl"]):
+#
+#     bash benchmarks/gpu_run.sh                 # gpu-marked tests, then benchmarks/gpu_check.py with notebooks
+#     bash benchmarks/gpu_run.sh --skip-notebooks
+#
+# Prepare once, here: bash benchmarks/gpu_wheels.sh (the device has torch but no Jupyter machinery).
+# efflab is imported from this checkout (PYTHONPATH), so the notebooks' setup cells find it and install nothing.
+# Logs and the Markdown report go to $OUT (the device tool brings that folder back), else to ./gpu-out.
+# Extra arguments go to gpu_check.py (e.g. --cpu-rehearsal --notebooks '*lab1*' to rehearse on a CPU).
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+if compgen -G ".whl/*.whl" > /dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/efflab-site .whl/*.whl \
+    || { echo "installing the carried wheels failed"; exit 1; }
+  export PYTHONPATH=/tmp/efflab-site:$PWD
+else
+  echo "no .whl/ here: notebooks need nbclient and ipykernel (bash benchmarks/gpu_wheels.sh, then carry .whl)"
+  export PYTHONPATH=$PWD
+fi
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true
+  "$PY" -c "import torch, efflab; print('torch', torch.__version__, 'cuda', torch.cuda.is_available()); print(efflab.doctor())"
+} 2>&1 | tee "$OUT/gpu_env.txt"
+# gpu-marked tests; the instruments test is skipped here because gpu_check.py below runs the same instruments.
+# addopts is cleared: the repository's pytest options name nbval, which the device does not need for these tests.
+"$PY" -m pytest -q -m gpu -o addopts="" -p no:cacheprovider tests \
+  --deselect tests/test_gpu_check.py::test_gpu_check_instruments 2>&1 | tee "$OUT/gpu_tests.log"
+tests_rc=${PIPESTATUS[0]}
+"$PY" benchmarks/gpu_check.py --out "$OUT/gpu_report.md" "$@" 2>&1 | tee "$OUT/gpu_check.log"
+check_rc=${PIPESTATUS[0]}
+echo "gpu tests rc=$tests_rc, gpu_check rc=$check_rc; report: $OUT/gpu_report.md"
+[ "$tests_rc" -eq 0 ] || [ "$tests_rc" -eq 5 ] || exit "$tests_rc"   # 5: no gpu tests collected (CPU rehearsal)
+exit "$check_rc"
