@@ -22,24 +22,26 @@ from efflab.dam import diagnose
 from efflab.doctor import doctor
 from efflab.energy import energy_estimate, op_energy_j
 from efflab.hardware import Device, detect, get_device
-from efflab.pareto import hypervolume, knee_point, pareto_front, pareto_mask, pareto_ranks
-from efflab.roofline import (
-    Ceiling,
+from efflab.opcost import (
     OpCost,
-    Roofline,
-    arithmetic_intensity,
-    attainable_flops_per_s,
     attention_cost,
-    classify,
     conv2d_cost,
     elementwise_cost,
     embedding_cost,
-    iron_law_time_s,
     layernorm_cost,
     matmul_cost,
+    softmax_cost,
+)
+from efflab.pareto import hypervolume, knee_point, pareto_front, pareto_mask, pareto_ranks
+from efflab.roofline import (
+    Ceiling,
+    Roofline,
+    arithmetic_intensity,
+    attainable_flops_per_s,
+    classify,
+    iron_law_time_s,
     remedies,
     ridge_point,
-    softmax_cost,
 )
 
 __version__ = "0.1.0"

@@ -148,6 +148,17 @@ def integer(value, name: str, unit: str = "", *, low: int | None = None, high: i
     return value
 
 
+def boolean(value, name: str) -> bool:
+    """``value`` as a bool; TypeError naming ``name`` unless it is True or False (numpy bools included).
+
+    >>> boolean(True, "causal")
+    True
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
 def choice(value, name: str, allowed: Iterable[str]) -> str:
     """Check that ``value`` is one of ``allowed`` (case-insensitive) and return it lower-cased.
 

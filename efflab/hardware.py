@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from efflab import _validate as v
-from efflab.roofline import DTYPE_BYTES, Roofline
+from efflab.opcost import DTYPE_BYTES
+from efflab.roofline import Roofline
 
 __all__ = [
     "CATALOG",

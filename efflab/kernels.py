@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
-from efflab.roofline import (
+from efflab.opcost import (
     DTYPE_BYTES,
     OpCost,
-    Roofline,
     attention_cost,
     conv2d_cost,
     elementwise_cost,
@@ -38,6 +37,7 @@ from efflab.roofline import (
     matmul_cost,
     softmax_cost,
 )
+from efflab.roofline import Roofline
 from efflab.timing import torch_threads
 
 __all__ = [

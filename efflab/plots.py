@@ -114,7 +114,7 @@ def as_points(points) -> list[RooflinePoint]:
 
     Examples
     --------
-    >>> from efflab.roofline import matmul_cost
+    >>> from efflab.opcost import matmul_cost
     >>> [p.label for p in as_points({"mm": matmul_cost(64, 64, 64), "add": (1e6, 12e6)})]
     ['mm', 'add']
     >>> as_points([("x", 2.0, 8.0)])[0].bytes_moved
@@ -229,7 +229,7 @@ def plot_roofline(roofline, points=None, *, dtype=None, level=None, intensity_ra
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> from efflab.roofline import matmul_cost
+    >>> from efflab.opcost import matmul_cost
     >>> ax = plot_roofline("h100", points={"matmul 4096": matmul_cost(4096, 4096, 4096, "bf16")}, dtype="bf16")
     >>> ax.get_xscale(), [round(float(l.get_xdata()[0]), 1) for l in ax.lines if l.get_gid() == "ridge"]
     ('log', [295.3])
@@ -828,7 +828,7 @@ def plot_iron_law(workloads, roofline=None, labels=None, *, normalize=True, ax=N
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> from efflab.roofline import matmul_cost
+    >>> from efflab.opcost import matmul_cost
     >>> ax = plot_iron_law([("decode", matmul_cost(1, 4096, 4096, "fp16")), ("prefill", matmul_cost(4096, 4096, 4096, "fp16"))], "T4", normalize=False)
     >>> [t.get_text().split(" ·")[0].strip() for t in ax.texts]
     ['memory-bound', 'compute-bound']
@@ -893,7 +893,7 @@ def plot_iron_law_sweep(roofline, costs, x, *, xlabel: str, current=None, dtype=
     Examples
     --------
     >>> import matplotlib; matplotlib.use("Agg")
-    >>> from efflab.roofline import matmul_cost
+    >>> from efflab.opcost import matmul_cost
     >>> b = [1, 16, 256, 4096]
     >>> ax = plot_iron_law_sweep("T4", [matmul_cost(n, 4096, 4096, "fp16") for n in b], b, xlabel="batch (tokens)", dtype="fp16")
     >>> ax.get_xscale(), ax.get_yscale()

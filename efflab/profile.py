@@ -39,13 +39,13 @@ from math import prod
 import numpy as np
 
 from efflab import _validate as v
-from efflab.roofline import (
+from efflab.opcost import (
     LAYERNORM_AFFINE_FLOPS_PER_ELEMENT,
     LAYERNORM_FLOPS_PER_ELEMENT,
     LAYERNORM_FLOPS_PER_ROW,
     SOFTMAX_FLOPS_PER_ELEMENT,
-    Roofline,
 )
+from efflab.roofline import Roofline
 from efflab.timing import format_time_s
 
 __all__ = ["OpRecord", "OpProfile", "profile_ops", "dtype_name"]

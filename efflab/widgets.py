@@ -27,6 +27,7 @@ import numpy as np
 from efflab import _validate as v
 from efflab.amdahl import amdahl_limit, amdahl_speedup
 from efflab.energy import energy_estimate
+from efflab.opcost import matmul_cost
 from efflab.plots import (
     ENERGY_DTYPE_BYTES,
     RooflinePoint,
@@ -37,7 +38,7 @@ from efflab.plots import (
     plot_pareto,
     plot_roofline,
 )
-from efflab.roofline import Roofline, matmul_cost, remedies
+from efflab.roofline import Roofline, remedies
 from efflab.style import DOMINATED_COLOR, FIGSIZE_IN, REGIME_COLORS, REGIME_LABELS, format_si, style_context
 
 __all__ = [
