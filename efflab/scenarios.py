@@ -589,13 +589,14 @@ def lever_explorer(run: ScenarioRun):
     Returns
     -------
     ipywidgets.VBox
-        Built by :mod:`efflab.widgets`' explorer: ``controls``, ``status``, ``output``, ``state`` (speedup, regime).
+        Built by :func:`efflab.widgets.explorer`: ``controls``, ``status``, ``output``, ``state`` (speedup, regime).
     """
-    from efflab.widgets import _explorer, _widgets
+    import ipywidgets as w
+
+    from efflab.widgets import explorer
 
     if not isinstance(run, ScenarioRun):
         raise TypeError(f"run must be a ScenarioRun; got {type(run).__name__}")
-    w = _widgets()
     terms = (("data", "speed up data ×"), ("compute", "speed up compute ×"), ("idle", "speed up idle ×"))
     controls = {
         k: w.FloatLogSlider(
@@ -621,4 +622,4 @@ def lever_explorer(run: ScenarioRun):
         html += f"; now {d.regime}-bound (dominant term: {d.dominant_term})"
         return html, {"speedup": speedup, "regime": d.regime}
 
-    return _explorer(controls, render, figsize=(7.0, 3.0))
+    return explorer(controls, render, figsize=(7.0, 3.0))

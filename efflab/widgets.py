@@ -45,6 +45,7 @@ __all__ = [
     "amdahl_explorer",
     "best_variant",
     "energy_explorer",
+    "explorer",
     "iron_law_explorer",
     "pareto_explorer",
     "roofline_explorer",
@@ -99,8 +100,41 @@ def _show(out, fig) -> None:
         out.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
-def _explorer(controls: Mapping, render, figsize=FIGSIZE_IN):
-    """Build the VBox: controls, status line, Output; ``render(values, ax) -> (status_html, state)``."""
+def explorer(controls: Mapping, render, figsize=FIGSIZE_IN):
+    """The building block of every explorer here: controls, a status line and a figure redrawn on each change.
+
+    Each change of a control calls ``render(values, ax)`` with ``values = {name: control.value}`` and a fresh Axes;
+    it draws on ``ax`` and returns ``(status_html, state)``. The figure goes into an ``Output`` as a PNG, so a static
+    page (the book) shows the first one. Chapter modules build their own explorers with it
+    (:func:`efflab.scenarios.lever_explorer`).
+
+    Parameters
+    ----------
+    controls : mapping of str to ipywidgets.ValueWidget
+        The controls, shown in order; their names are the keys of ``values``.
+    render : callable
+        ``render(values, ax) -> (status_html, state)``.
+    figsize : (float, float)
+        Figure size in inches.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        With ``controls``, ``output``, ``status``, ``update`` and ``state`` (the last ``render``'s) attached.
+
+    Examples
+    --------
+    >>> import ipywidgets as w
+    >>> def render(values, ax):
+    ...     ax.plot([0, 1], [0, values["slope"]])
+    ...     return f"slope {values['slope']}", {"slope": values["slope"]}
+    >>> box = explorer({"slope": w.FloatSlider(value=2.0, min=0.0, max=5.0)}, render)
+    >>> box.state
+    {'slope': 2.0}
+    >>> box.controls["slope"].value = 3.0
+    >>> box.state, box.status.value
+    ({'slope': 3.0}, 'slope 3.0')
+    """
     w = _widgets()
     out = w.Output(layout=w.Layout(min_height=f"{int(figsize[1] * 100)}px"))
     status = w.HTML()
@@ -223,7 +257,7 @@ def roofline_explorer(roofline=None, *, intensity_flops_per_byte: float = 10.0):
         }
         return html, state
 
-    return _explorer(controls, render)
+    return explorer(controls, render)
 
 
 _POWERS_OF_TWO = [2**k for k in range(15)]  # batch sizes 1 ... 16384
@@ -310,7 +344,7 @@ def iron_law_explorer(roofline=None, *, batch: int = 1, hidden: int = 768, dtype
         }
         return html, state
 
-    return _explorer(controls, render)
+    return explorer(controls, render)
 
 
 def amdahl_explorer(fraction: float = 0.95, speedup: float = 100.0):
@@ -365,7 +399,7 @@ def amdahl_explorer(fraction: float = 0.95, speedup: float = 100.0):
         )
         return html, {"speedup": total, "cap": cap, "fraction_of_cap": total / cap}
 
-    return _explorer(controls, render)
+    return explorer(controls, render)
 
 
 def _variants(variants):
@@ -504,7 +538,7 @@ def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_ac
             )
         return html, {"chosen": None if best is None else names[best], "feasible": int((~infeasible).sum())}
 
-    return _explorer(controls, render)
+    return explorer(controls, render)
 
 
 def energy_explorer(*, dtype: str = "fp32", reuse: float = 1.0, memory: str = "dram", flops: float = 1e9):
@@ -564,4 +598,4 @@ def energy_explorer(*, dtype: str = "fp32", reuse: float = 1.0, memory: str = "d
         )
         return html, {"movement_j": est.movement_j, "compute_j": est.compute_j, "movement_share": share}
 
-    return _explorer(controls, render)
+    return explorer(controls, render)
