@@ -120,7 +120,7 @@ def _ceiling_table(roof: Roofline) -> str:
         frac = "-" if c.fraction_of_spec is None else f"{c.fraction_of_spec:.0%}"
         rows.append((f"{c.kind} {c.name}", f"{(c.measured or c.value) / scale:.4g} {unit}", spec, frac, c.source))
     if roof.latency_s is not None:
-        rows.append(("latency floor", f"{roof.latency_s * 1e6:.3g} us", "-", "-", "median of a 1-element add"))
+        rows.append(("latency floor", f"{roof.latency_s * 1e6:.3g} µs", "-", "-", "median of a 1-element add"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows)
 

@@ -145,7 +145,7 @@ def _dtype(dtype: str) -> str:
 
 def _fmt_j(energy_j: float) -> str:
     """Format joules with an SI prefix for display (pJ to J)."""
-    for scale, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "uJ"), (1e-9, "nJ")):
+    for scale, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")):
         if abs(energy_j) >= scale:
             return f"{energy_j / scale:.4g} {unit}"
     return f"{energy_j / 1e-12:.4g} pJ"

@@ -509,7 +509,7 @@ class ComputeWall(Scenario):
             floor = _median_s(torch.add, one, one, min_run_s=0.05)
             flops, nbytes, ops = self._profile(fn, x, w, b)
         idle = min(ops * floor, wall)
-        how = f"benchmark median; idle = {ops} ops x {floor * 1e6:.3g} us (one-element add), compute = the rest"
+        how = f"benchmark median; idle = {ops} ops x {floor * 1e6:.3g} µs (one-element add), compute = the rest"
         return self._run(variant, f"call ({self.n} rows)", self.n, 0.0, wall - idle, idle, wall, flops, nbytes, how)
 
 

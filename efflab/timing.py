@@ -98,15 +98,15 @@ def median_ci(sorted_times, confidence: float = 0.95) -> tuple[float, float, flo
 
 
 def format_time_s(seconds: float) -> str:
-    """Format seconds with a human unit (ns, us, ms, s), 4 significant digits.
+    """Format seconds with a human unit (ns, µs, ms, s), 4 significant digits.
 
     Examples
     --------
     >>> format_time_s(1.234e-5), format_time_s(0.5), format_time_s(3e-9)
-    ('12.34 us', '500.0 ms', '3.000 ns')
+    ('12.34 µs', '500.0 ms', '3.000 ns')
     """
     t = float(seconds)
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if abs(t) >= scale:
             return f"{t / scale:#.4g} {unit}"
     return f"{t / 1e-9:#.4g} ns"
@@ -126,7 +126,7 @@ class Measurement:
     >>> m.median_s, round(m.iqr_s, 9), m.count, m.has_warnings
     (0.000102, 2e-06, 5, False)
     >>> print(m)
-    median 102.0 us (IQR 2.000 us, 94% CI 100.0 us-104.0 us), 5 samples x 1 call, cpu
+    median 102.0 µs (IQR 2.000 µs, 94% CI 100.0 µs-104.0 µs), 5 samples x 1 call, cpu
     """
 
     raw_times_s: tuple[float, ...]

@@ -124,7 +124,7 @@ def test_high_variance_warns():
 
 def test_text_has_units():
     text = Measurement((1.5e-6, 1.5e-6, 1.5e-6)).to_text()
-    assert "1.500 us" in text and "3 samples" in text
+    assert "1.500 µs" in text and "3 samples" in text
     assert format_time_s(2.5) == "2.500 s"
 
 
