@@ -88,6 +88,24 @@ def test_sleep_is_timed_within_band():
     assert len(m.raw_times_s) == m.count
 
 
+@pytest.mark.filterwarnings("ignore::efflab.timing.HighVarianceWarning")
+def test_slow_call_costs_what_timer_spends():
+    """A call longer than min_run_s: one untimed first call, then the 2-sample floor (MIN_SAMPLES), no more --
+    blocked_autorange spends a calibration call plus one sample there."""
+    from efflab.timing import MIN_SAMPLES
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.02)
+
+    m = benchmark(slow, warmup_s=0, min_run_s=0.01)
+    assert MIN_SAMPLES == 2 and m.count == 2 and m.block_size == 1
+    assert len(calls) == 1 + m.count  # the untimed first call, then the calibration call kept as the first sample
+    assert m.median_s == pytest.approx(sum(m.raw_times_s) / 2)  # the median of two is their mean
+
+
 def test_known_cost_scales_linearly():
     # Summing k numbers costs ~k x one; the ratio of medians must be near 10 (wide band: a shared machine).
     small, big = list(range(1_000)), list(range(10_000))
