@@ -5,7 +5,8 @@ Models (inference, ``torch.no_grad``): an MLP (512 -> 2048 -> 512, batch 64) and
 one call plus ``key_averages(group_by_input_shape=True)`` is the competitor; ``profile_ops`` gets the roofline measured
 beforehand (a notebook pays for it once per process); both tools are warmed up once (one-time start-up costs). Each wall time is the median of 7 repetitions; the end-to-end
 time is ``benchmark(model, x).median_s``. A shared VM's speed drifts by ~10 % between seconds, so the three are measured
-in 5 interleaved rounds and each figure is the median over rounds (every round is printed). One thread (the machine is shared: a busy core stalls 2-thread ops).
+in 5 interleaved rounds and each figure is the median over rounds (every round is printed). One thread (the machine is
+shared: a busy core stalls 2-thread ops).
 Goals: wall ratio <= 3, per-op sum within 20 % of end-to-end.
 
 Reproduce (from the repository root)::

@@ -6,10 +6,9 @@ Like the LBNL Empirical Roofline Toolkit, the ceilings come from sweeps, not spe
   ``/sys/devices/system/cpu/cpu0/cache`` on the CPU, ``L2_cache_size`` on CUDA): ``dst.copy_(src)`` and ``np.copyto``
   count 2 bytes moved per byte copied (read + write), the triad ``a = b + s*c`` 3 (STREAM's convention: the extra
   read a write-allocate cache performs on ``dst`` is *not* counted, so the hardware moves up to 1.5x more for a copy).
-  Each kernel's rate is STREAM's "best rate", from its fastest sample. The best kernel over
-  the large sets is the "dram" ceiling; smaller sets give cache-level ceilings ("l2", "l3"),
-  which are lower bounds because each call also pays ~1 us of dispatch. L1 is not measured: a set that fits there is
-  copied in less time than one dispatch.
+  Each kernel's rate is STREAM's "best rate", from its fastest sample. The best kernel over the large sets is the
+  "dram" ceiling; smaller sets give cache-level ceilings ("l2", "l3"), which are lower bounds because each call also
+  pays ~1 µs of dispatch. L1 is not measured: a set that fits there is copied in less time than one dispatch.
 - **Compute** from ``torch.matmul`` of square n x n matrices, ``2 n^3`` FLOPs, per dtype, the best size of a sweep
   that reaches the plateau, again from the fastest sample.
 - **Why the fastest sample**: a ceiling is an upper bound, what the machine attains (STREAM reports best rates, the
@@ -346,7 +345,8 @@ def measure_ceilings(device=None, dtypes=None, quick: bool = False) -> Roofline:
     """Measure this machine's roofline: bandwidth, matmul peak per dtype and dispatch latency, beside the spec.
 
     ``BW = bytes_moved / t_min`` (STREAM's best rate; copy: 2 bytes per byte copied, triad: 3);
-    ``R_peak = 2 n^3 / t_min`` for the best n; ``L_lat`` = median of a one-element add. Each ceiling's ``fraction_of_spec = measured / spec``.
+    ``R_peak = 2 n^3 / t_min`` for the best n; ``L_lat`` = median of a one-element add. Each ceiling's
+    ``fraction_of_spec = measured / spec``.
 
     Parameters
     ----------

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from efflab import _validate as v
-from efflab.roofline import arithmetic_intensity
 
 __all__ = [
     "DTYPE_BYTES",
@@ -81,6 +80,8 @@ class OpCost:
     @property
     def intensity_flops_per_byte(self) -> float:
         """``flops / bytes_moved`` (FLOP/byte); ValueError when no bytes move."""
+        from efflab.roofline import arithmetic_intensity  # here, not at the top: efflab.roofline re-exports this module
+
         return arithmetic_intensity(self.flops, self.bytes_moved)
 
     def __add__(self, other: OpCost) -> OpCost:

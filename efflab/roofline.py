@@ -30,6 +30,8 @@ from types import MappingProxyType
 import numpy as np
 
 from efflab import _validate as v
+from efflab import opcost as _opcost
+from efflab.opcost import *  # noqa: F403 -- the op-cost helpers lived here before efflab.opcost; old imports keep working
 
 __all__ = [
     "Ceiling",
@@ -42,41 +44,9 @@ __all__ = [
     "iron_law_time_s",
     "remedies",
     "ridge_point",
-]
+] + _opcost.__all__
 
 REGIMES = ("memory", "compute", "latency")
-# Op-cost names that lived here before efflab.opcost existed, served lazily (PEP 562): opcost imports this module, so
-# an eager import back would be circular.
-_OPCOST_NAMES = frozenset(
-    {
-        "DTYPE_BYTES",
-        "LAYERNORM_AFFINE_FLOPS_PER_ELEMENT",
-        "LAYERNORM_FLOPS_PER_ELEMENT",
-        "LAYERNORM_FLOPS_PER_ROW",
-        "SOFTMAX_FLOPS_PER_ELEMENT",
-        "OpCost",
-        "attention_cost",
-        "conv2d_cost",
-        "elementwise_cost",
-        "embedding_cost",
-        "layernorm_cost",
-        "matmul_cost",
-        "softmax_cost",
-    }
-)
-__all__ += sorted(_OPCOST_NAMES)  # star-imports keep working
-
-
-def __getattr__(name: str):
-    if name in _OPCOST_NAMES:
-        from efflab import opcost
-
-        return getattr(opcost, name)
-    raise AttributeError(f"module 'efflab.roofline' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _OPCOST_NAMES)
 
 
 def _broadcast(**arrays: np.ndarray) -> list[np.ndarray]:
