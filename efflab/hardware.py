@@ -281,10 +281,13 @@ _LANES = (("avx512f", 16), ("avx2", 8), ("fma", 8))
 # FMA pipes per core: Intel server cores since Skylake-SP and AMD Zen 2-4 have two. An assumption, so the estimate is
 # an upper bound.
 ASSUMED_FMA_UNITS = 2
-# AMD families 17h (Zen, Zen 2) and 19h (Zen 3, Zen 4) have 256-bit floating-point pipes: Zen 4 accepts AVX-512 but
-# executes each 512-bit op as two 256-bit halves (AMD Software Optimization Guide for family 19h, section 2.11), so
-# its fp32 throughput is 8 lanes per pipe, not 16. Zen 5 (family 1Ah) has full 512-bit pipes.
+# AMD families 17h (Zen 2: models 30h and up) and 19h (Zen 3, Zen 4) have 256-bit floating-point pipes: Zen 4 accepts
+# AVX-512 but executes each 512-bit op as two 256-bit halves (AMD Software Optimization Guide for family 19h, section
+# 2.11), so its fp32 throughput is 8 lanes per pipe, not 16. Zen 5 (family 1Ah) has full 512-bit pipes.
 _AMD_256BIT_FAMILIES = (0x17, 0x19)
+# Zen and Zen+ (family 17h, models 00h-2Fh) have 128-bit pipes and crack each 256-bit AVX op into two (AMD Software
+# Optimization Guide for family 17h, pub. 55723, section 2.11): 4 fp32 lanes per pipe.
+_AMD_128BIT_FAMILY, _AMD_128BIT_MODELS_BELOW = 0x17, 0x30
 # One 64-bit DDR4-3200 channel: 3.2e9 transfers/s x 8 bytes = 25.6 GB/s (JEDEC JESD79-4). A conservative floor: the
 # channel count is not visible without root, and a VM slice may not see them all.
 DDR_TRANSFERS_PER_S = 3.2e9
@@ -385,6 +388,12 @@ def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None)
     >>> zen4 = "model name : AMD EPYC\\ncpu family : 25\\ncpu MHz : 2600\\nflags : avx2 avx512f"
     >>> cpu_device(zen4, logical_cpus=2).peak_flops_per_s["fp32"] / 1e9
     166.4
+
+    AMD Zen (family 23 = 17h, model 1) runs AVX2 on 128-bit pipes, 4 lanes:
+
+    >>> zen1 = "model name : AMD EPYC\\ncpu family : 23\\nmodel : 1\\ncpu MHz : 2000\\nflags : avx2 fma"
+    >>> cpu_device(zen1, logical_cpus=2).peak_flops_per_s["fp32"] / 1e9
+    64.0
     """
     facts = parse_cpuinfo(_read("/proc/cpuinfo") if cpuinfo_text is None else cpuinfo_text)
     if logical_cpus is None:
@@ -400,8 +409,11 @@ def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None)
     lanes = fp32_lanes_from_flags(facts["flags"])
     text = _read("/proc/cpuinfo") if cpuinfo_text is None else cpuinfo_text
     family = re.search(r"^cpu family\s*:\s*(\d+)", text, re.MULTILINE)
+    model = re.search(r"^model\s*:\s*(\d+)", text, re.MULTILINE)
     if "amd" in (text[:2000].lower()) and family and int(family.group(1)) in _AMD_256BIT_FAMILIES:
         lanes = min(lanes, 8)  # 256-bit pipes (see _AMD_256BIT_FAMILIES)
+        if int(family.group(1)) == _AMD_128BIT_FAMILY and model and int(model.group(1)) < _AMD_128BIT_MODELS_BELOW:
+            lanes = min(lanes, 4)  # Zen, Zen+: 128-bit pipes
     peak = cpu_peak_flops_per_s(cores, clock_hz, lanes)
     formula = (
         f"estimate: {cores} cores x {clock_hz / 1e9:.3g} GHz ({clock_src}) x {{lanes}} lanes x 2 FLOP/FMA"

@@ -45,11 +45,14 @@ def test_ceilings_are_the_best_of_their_sweeps(report):
     roof = report.roofline
     best_fp32 = max(r["flops_per_s"] for r in report.matmul_sweep if r["dtype"] == "fp32")
     assert roof.peak_flops_per_s("fp32") == best_fp32
-    llc = max(ceilings.cache_sizes_bytes().values())
-    dram_rows = [
-        r for r in report.bandwidth_sweep if r["working_set_bytes"] >= 2 * ceilings.DRAM_SET_PER_ARRAY_LLC * llc
-    ]
-    assert dram_rows and roof.bandwidth_bytes_per_s("dram") == max(r["bandwidth_bytes_per_s"] for r in dram_rows)
+    search = report.dram_search
+    dram_rows = [r for r in report.bandwidth_sweep if r["level"] == "dram"]
+    assert {r["array_bytes"] for r in dram_rows} == set(search["plateau_sizes_bytes"])
+    assert roof.bandwidth_bytes_per_s("dram") == max(r["bandwidth_bytes_per_s"] for r in dram_rows)
+    assert search["sizes_bytes"][: len(search["best_bytes_per_s"])] == search["sizes_bytes"]
+    for size, best in zip(search["sizes_bytes"], search["best_bytes_per_s"], strict=True):
+        rows = [r["bandwidth_bytes_per_s"] for r in report.bandwidth_sweep if r["array_bytes"] == size]
+        assert best == max(rows)
     for r in report.bandwidth_sweep:
         per_element = 3 if r["kernel"] == "triad" else 2  # STREAM counting: copy reads + writes, triad 2 reads + 1
         assert r["bytes_moved"] == r["working_set_bytes"] == per_element * (r["working_set_bytes"] // per_element)
@@ -67,7 +70,7 @@ def _best_of(fn, repeats=5):
 
 
 def test_bandwidth_agrees_with_a_hand_timed_copy(report):
-    n = max(ceilings.cache_sizes_bytes().values())  # elements, so each fp32 array spans 4x the LLC
+    n = report.dram_search["plateau_sizes_bytes"][-1] // 4  # fp32 elements: the largest set of the DRAM plateau
     src, dst = np.ones(n, dtype=np.float32), np.empty(n, dtype=np.float32)
     np.copyto(dst, src)
     hand = 2 * src.nbytes / _best_of(lambda: np.copyto(dst, src))
@@ -84,6 +87,125 @@ def test_compute_agrees_with_a_hand_timed_matmul(report):
     hand = 2 * 512**3 / _best_of(lambda: torch.mm(a, a))
     measured = report.roofline.peak_flops_per_s("fp32")
     assert measured / 5 < hand < measured * 5  # order of magnitude: see the bandwidth test
+
+
+MiB = 1 << 20
+
+
+def test_dram_set_sizes_by_hand():
+    # Quick budget 768 MiB -> 256 MiB per array. STREAM's 4x LLC when three doublings fit below the cap, lower otherwise.
+    assert [s // MiB for s in ceilings.dram_set_sizes(8 * MiB, 768 * MiB)] == [32, 64, 128, 256]
+    assert [s // MiB for s in ceilings.dram_set_sizes(32 * MiB, 768 * MiB)] == [64, 128, 256]
+    assert [s // MiB for s in ceilings.dram_set_sizes(32 * MiB, 1536 * MiB)] == [128, 256, 512]
+    assert [s // MiB for s in ceilings.dram_set_sizes(480 * MiB, 768 * MiB)] == [64, 128, 256]
+    assert [s // MiB for s in ceilings.dram_set_sizes(480 * MiB, 1536 * MiB)] == [128, 256, 512]
+    # A budget squeezed by the process's limits still gives three sets.
+    assert [s // MiB for s in ceilings.dram_set_sizes(480 * MiB, 96 * MiB)] == [8, 16, 32]
+    # CUDA: at least 256 MiB per array (an H100's 50 MB L2 x 4 is less), up to the cap.
+    assert [s // MiB for s in ceilings.dram_set_sizes(50 * 10**6, 1536 * MiB, on_gpu=True)] == [256, 512]
+    assert [s // MiB for s in ceilings.dram_set_sizes(4 * MiB, 768 * MiB, on_gpu=True)] == [256]
+    with pytest.raises(ValueError, match="llc_bytes"):
+        ceilings.dram_set_sizes(0, 768 * MiB)
+    with pytest.raises(ValueError, match="budget_bytes"):
+        ceilings.dram_set_sizes(8 * MiB, 100)
+
+
+def _fake_memory(monkeypatch, rates_gb_per_s, caches):
+    """A machine whose copy rate per array size is given (GB/s by MiB), with the cache sizes the OS 'reports'."""
+
+    def rows(torch, dev, size, budget_s, level):
+        rate = rates_gb_per_s[size // MiB] * 1e9
+        moved = 2 * size
+        return [
+            {
+                "kernel": "torch copy",
+                "threads": 1,
+                "working_set_bytes": moved,
+                "bytes_moved": moved,
+                "time_s": moved / rate,
+                "median_time_s": moved / rate,
+                "bandwidth_bytes_per_s": rate,
+                "array_bytes": size,
+                "level": level,
+            }
+        ]
+
+    def matmul(torch, dev, dtypes, quick, bar):
+        row = {"dtype": "fp32", "n": 512, "threads": 1, "flops": 2.0 * 512**3, "time_s": 0.01}
+        return [{**row, "median_time_s": 0.01, "flops_per_s": row["flops"] / 0.01}], {}
+
+    monkeypatch.setattr(ceilings, "_bandwidth_rows", rows)
+    monkeypatch.setattr(ceilings, "_matmul_sweep", matmul)
+    monkeypatch.setattr(ceilings, "cache_sizes_bytes", lambda: dict(caches))
+    monkeypatch.setattr(ceilings, "memory_headroom_bytes", lambda device=None: None)
+
+
+def test_dram_plateau_found_past_a_cache_the_os_does_not_report(monkeypatch):
+    # Reported L3: 8 MiB, but the sets run fast up to 64 MiB (a victim cache), then flatten at 128-256 MiB.
+    rates = {0: 80, 1: 70, 32: 60, 64: 40, 128: 30, 256: 29, 512: 28.5}
+    _fake_memory(monkeypatch, rates, {"l2": 1 * MiB, "l3": 8 * MiB})
+    report = ceilings.measure(device="cpu", dtypes=("fp32",), quick=True)
+    dram = report.roofline.memory["dram"]
+    assert dram.value == 30e9 and report.dram_search["plateau_reached"]
+    assert report.dram_search["plateau_sizes_bytes"] == (128 * MiB, 256 * MiB)
+    assert "plateau: rates within 10% at 128 MiB and 256 MiB per array" in dram.source
+    # Full mode asks for two flat steps: 128 -> 256 -> 512 MiB.
+    full = ceilings.measure(device="cpu", dtypes=("fp32",), quick=False)
+    assert full.dram_search["plateau_sizes_bytes"] == (128 * MiB, 256 * MiB, 512 * MiB)
+    assert full.roofline.memory["dram"].value == 30e9
+    # The cache sets (512 KiB and 1 MiB per array) ran faster than DRAM: both cache ceilings stay.
+    assert set(report.roofline.memory) == {"dram", "l2", "l3"}
+
+
+def test_dram_plateau_not_reached_is_said(monkeypatch):
+    rates = {0: 80, 1: 70, 32: 60, 64: 40, 128: 30, 256: 20}
+    _fake_memory(monkeypatch, rates, {"l2": 1 * MiB, "l3": 8 * MiB})
+    report = ceilings.measure(device="cpu", dtypes=("fp32",), quick=True)
+    dram = report.roofline.memory["dram"]
+    assert not report.dram_search["plateau_reached"] and dram.value == 20e9  # the largest set, an upper bound
+    assert "plateau NOT reached under the 768 MiB memory budget" in dram.source
+    assert "33% lower than at half the size" in dram.source
+    assert any("plateau not reached" in note for note in report.notes)
+
+
+def test_a_reported_cache_that_runs_at_dram_speed_is_no_ceiling(monkeypatch):
+    # The host's 480 MiB L3 is reported; the 32 MiB "l3" set runs at the DRAM rate.
+    rates = {1: 70, 32: 16, 64: 16.5, 128: 16}
+    _fake_memory(monkeypatch, rates, {"l2": 2 * MiB, "l3": 480 * MiB})
+    report = ceilings.measure(device="cpu", dtypes=("fp32",), quick=True)
+    assert set(report.roofline.memory) == {"dram", "l2"}
+    assert report.dram_search["sizes_bytes"] == (64 * MiB, 128 * MiB)
+    assert not report.dram_search["stream_rule_met"]
+    assert "below STREAM's 4x the reported 480 MiB LLC" in report.roofline.memory["dram"].source
+    assert any("no l3 ceiling" in note and "480 MiB" in note for note in report.notes)
+
+
+_BUDGET_SCRIPT = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4096 << 20, 4096 << 20))  # efflab grade's default limit
+from efflab import ceilings
+ceilings.cache_sizes_bytes = lambda: {"l1": 48 << 10, "l2": 2 << 20, "l3": 480 << 20}  # an Intel VM reports this
+headroom = ceilings.memory_headroom_bytes()
+report = ceilings.measure(device="cpu", quick=True)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
+print(json.dumps({"headroom": headroom, "peak_rss": peak, "search": report.dram_search}))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for VmSize and RLIMIT_AS")
+def test_quick_ceilings_fit_the_graders_limit_when_the_llc_is_reported_huge():
+    # The failure of issue 13: a reported 480 MiB L3 sized the DRAM arrays at 2 GB each, inside a 4 GB address space.
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _BUDGET_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert 0 < result["headroom"] < 4096 << 20
+    assert result["search"]["budget_bytes"] <= min(768 << 20, result["headroom"] // 2)
+    assert max(result["search"]["sizes_bytes"]) * 3 <= result["search"]["budget_bytes"]
+    assert result["peak_rss"] <= 2 << 30  # issue 13: <= 2 GB peak RSS
 
 
 def test_cache_sizes_match_sysconf():
