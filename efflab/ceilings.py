@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
+from efflab.hardware import _read
 from efflab.roofline import Ceiling, Roofline
 from efflab.timing import HighVarianceWarning, Measurement, benchmark, torch_threads
 
@@ -213,11 +214,11 @@ def memory_headroom_bytes(device=None) -> int | None:
 
         return int(torch.cuda.mem_get_info(device)[0])
     known = []
-    meminfo = _read_text("/proc/meminfo")
+    meminfo = _read("/proc/meminfo")
     found = re.search(r"^MemAvailable:\s*(\d+) kB", meminfo, re.MULTILINE)
     if found:
         known.append(int(found.group(1)) << 10)
-    limit, used = _read_text("/sys/fs/cgroup/memory.max").strip(), _read_text("/sys/fs/cgroup/memory.current").strip()
+    limit, used = _read("/sys/fs/cgroup/memory.max").strip(), _read("/sys/fs/cgroup/memory.current").strip()
     if limit.isdigit() and used.isdigit():
         known.append(int(limit) - int(used))
     try:
@@ -227,18 +228,10 @@ def memory_headroom_bytes(device=None) -> int | None:
         unlimited = soft == resource.RLIM_INFINITY
     except (ImportError, ValueError, OSError):  # not on this platform
         soft, unlimited = 0, True
-    vm_size = re.search(r"^VmSize:\s*(\d+) kB", _read_text("/proc/self/status"), re.MULTILINE)
+    vm_size = re.search(r"^VmSize:\s*(\d+) kB", _read("/proc/self/status"), re.MULTILINE)
     if not unlimited and vm_size:
         known.append(soft - (int(vm_size.group(1)) << 10))
     return max(0, min(known)) if known else None
-
-
-def _read_text(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return ""
 
 
 def dram_set_sizes(llc_bytes: int, budget_bytes: int, on_gpu: bool = False) -> list[int]:
