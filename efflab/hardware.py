@@ -278,9 +278,17 @@ def get_device(name: str) -> Device:
 
 # Vector width in fp32 lanes by ISA extension: AVX-512 registers hold 16 fp32, AVX2 8, SSE/NEON 4.
 _LANES = (("avx512f", 16), ("avx2", 8), ("fma", 8))
-# FMA pipes per core: Intel server cores since Skylake-SP and AMD Zen 2-4 have two. An assumption, so the estimate is
-# an upper bound.
+# FMA pipes per core: Intel server cores since Skylake-SP (Gold 6xxx, Platinum; some Silver/Bronze parts have one
+# 512-bit FMA) and AMD Zen 1-4 have two. An assumption; and the clock is what /proc/cpuinfo reports (a VM often shows
+# the base clock while its cores turbo above it), so the estimate is NOT a bound: a measured peak may exceed it.
 ASSUMED_FMA_UNITS = 2
+# Intel AMX (Sapphire Rapids and later, flag amx_bf16): one TDPBF16PS multiplies 16x32 by 32x16 bf16 tiles, 8,192
+# multiply-adds, every 16 cycles: 1,024 bf16 FLOP per cycle per core (Intel 64 and IA-32 Architectures Optimization
+# Reference Manual, chapter "Intel Advanced Matrix Extensions"; Intel quotes "1024 BF16 operations per cycle").
+AMX_BF16_FLOPS_PER_CYCLE = 1024
+# AVX512_BF16 (Cooper Lake, Zen 4; flag avx512_bf16): VDPBF16PS does two bf16 multiply-adds per fp32 lane, so twice
+# the fp32 rate (Intel Architecture Instruction Set Extensions Programming Reference, VDPBF16PS).
+AVX512_BF16_PER_FP32 = 2
 # AMD families 17h (Zen 2: models 30h and up) and 19h (Zen 3, Zen 4) have 256-bit floating-point pipes: Zen 4 accepts
 # AVX-512 but executes each 512-bit op as two 256-bit halves (AMD Software Optimization Guide for family 19h, section
 # 2.11), so its fp32 throughput is 8 lanes per pipe, not 16. Zen 5 (family 1Ah) has full 512-bit pipes.
@@ -389,6 +397,13 @@ def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None)
     >>> cpu_device(zen4, logical_cpus=2).peak_flops_per_s["fp32"] / 1e9
     166.4
 
+    An Intel Xeon with AMX gets a bf16 estimate of 1,024 FLOP per cycle per core; without AMX or AVX512_BF16 a CPU
+    has no bf16 estimate (torch then emulates bf16 matmuls, slowly):
+
+    >>> spr = "model name : Intel Xeon\\ncpu MHz : 2000\\nflags : avx2 avx512f amx_bf16 amx_int8"
+    >>> {k: v / 1e9 for k, v in cpu_device(spr, logical_cpus=2).peak_flops_per_s.items()}
+    {'fp32': 256.0, 'fp64': 128.0, 'bf16': 4096.0}
+
     AMD Zen (family 23 = 17h, model 1) runs AVX2 on 128-bit pipes, 4 lanes:
 
     >>> zen1 = "model name : AMD EPYC\\ncpu family : 23\\nmodel : 1\\ncpu MHz : 2000\\nflags : avx2 fma"
@@ -423,13 +438,23 @@ def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None)
     sources = {
         "peak_flops_per_s.fp32": formula.format(lanes=lanes),
         "peak_flops_per_s.fp64": formula.format(lanes=lanes // 2),
-        "bandwidth_bytes_per_s": "estimate: one 64-bit DDR4-3200 channel, 3.2e9 transfers/s x 8 bytes (a floor)",
+        "bandwidth_bytes_per_s": "estimate: one 64-bit DDR4-3200 channel, 3.2e9 transfers/s x 8 bytes (a reference "
+        "point, not a bound: machines have 2-12 channels, and a VM's share is unknown)",
     }
     cache_bytes = _last_level_cache_bytes() if cpuinfo_text is None else None
     if cache_bytes is not None:
         sources["l2_bytes"] = "last-level cache size from /sys/devices/system/cpu/cpu0/cache (OS-reported)"
     name = f"{facts['model_name']} ({cores} cores)"
     peaks = {"fp32": peak, "fp64": peak / 2}
+    if "amx_bf16" in facts["flags"]:
+        peaks["bf16"] = cores * clock_hz * AMX_BF16_FLOPS_PER_CYCLE
+        sources["peak_flops_per_s.bf16"] = (
+            f"estimate: {cores} cores x {clock_hz / 1e9:.3g} GHz ({clock_src}) x {AMX_BF16_FLOPS_PER_CYCLE} "
+            "FLOP/cycle (Intel AMX TMUL)"
+        )
+    elif "avx512_bf16" in facts["flags"]:
+        peaks["bf16"] = AVX512_BF16_PER_FP32 * peak
+        sources["peak_flops_per_s.bf16"] = f"estimate: {AVX512_BF16_PER_FP32} x the fp32 estimate (AVX512_BF16)"
     return Device(name, "cpu", peaks, bw, l2_bytes=cache_bytes, sources=sources, estimated=True)
 
 
