@@ -204,12 +204,21 @@ def diagnose(
 
     Examples
     --------
-    7B fp16 decode at 50 ms/token on an H100: memory-bound, and a faster GPU is the hardware crutch.
+    7B fp16 decode on an H100 at its memory floor (14 GB / 3.35 TB/s = 4.18 ms/token): memory-bound, and a faster GPU
+    is the hardware crutch.
 
-    >>> d = diagnose(data_time_s=0.0, compute_time_s=0.05, flops=1.4e10, bytes_moved=1.4e10,
+    >>> d = diagnose(data_time_s=0.0, compute_time_s=14e9 / 3.35e12, flops=1.4e10, bytes_moved=1.4e10,
     ...              peak_flops_per_s=989.4e12, bandwidth_bytes_per_s=3.35e12, proposed_fix="faster_gpu")
     >>> d.regime, d.axis, d.anti_pattern, f"{d.scorecard.mfu.value:.2%}"
-    ('memory', 'data', 'hardware crutch', '0.03%')
+    ('memory', 'data', 'hardware crutch', '0.34%')
+
+    The same decode at 50 ms/token: the iron law leaves 45.8 ms that neither floor explains (``L_lat``), so the
+    device waits on dispatch, not memory.
+
+    >>> d = diagnose(data_time_s=0.0, compute_time_s=14e9 / 3.35e12, idle_time_s=0.05 - 14e9 / 3.35e12,
+    ...              flops=1.4e10, bytes_moved=1.4e10, peak_flops_per_s=989.4e12, bandwidth_bytes_per_s=3.35e12)
+    >>> d.regime, d.axis, f"{d.scorecard.mfu.value:.2%}"
+    ('latency', 'machine', '0.03%')
     """
     terms = {
         "data": _scalar(data_time_s, "data_time_s", "s"),

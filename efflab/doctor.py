@@ -71,6 +71,10 @@ def describe_cpu(cpuinfo_text: str) -> str:
 
     >>> describe_cpu("model name : AMD EPYC\ncpu family : 25\nmodel : 17\ncpu MHz : 2596.1\nflags : fma avx2 avx512f")
     'AMD EPYC (Zen 4, family 25 model 17), AVX-512, 2.60 GHz'
+    >>> describe_cpu("model name : AMD EPYC\ncpu family : 23\nmodel : 1\ncpu MHz : 1996.2\nflags : fma avx2")
+    'AMD EPYC (Zen/Zen+, family 23 model 1), AVX2, 2.00 GHz'
+    >>> describe_cpu("model name : Intel Xeon\nflags : avx2 avx512f amx_bf16 amx_int8")
+    'Intel Xeon, AVX-512, AMX'
     """
     fields = _cpuinfo_fields(cpuinfo_text)
     name = fields.get("model name") or fields.get("hardware") or "unknown CPU"
@@ -82,12 +86,17 @@ def describe_cpu(cpuinfo_text: str) -> str:
             arch = next((a for lo, hi, a in _AMD_FAMILY_19H if lo <= int(model) <= hi), "")
         elif "amd" in (fields.get("vendor_id", "") + name).lower() and int(family) == 26:
             arch = "Zen 5"
+        elif "amd" in (fields.get("vendor_id", "") + name).lower() and int(family) == 23:
+            # Family 17h: Zen and Zen+ below model 30h (128-bit FP pipes), Zen 2 from 30h (AMD PPRs for family 17h).
+            arch = "Zen/Zen+" if int(model) < 0x30 else "Zen 2"
         details.append(f"{arch + ', ' if arch else ''}family {family} model {model}")
     flags = set(fields.get("flags", fields.get("features", "")).split())
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "NEON" if "asimd" in flags else ""
     text = name + (f" ({details[0]})" if details else "")
     if isa:
         text += f", {isa}"
+    if "amx_bf16" in flags:
+        text += ", AMX"  # Intel's tile-matrix unit: bf16/int8 matmuls far faster than fp32
     mhz = fields.get("cpu mhz")
     if mhz:
         try:

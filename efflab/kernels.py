@@ -226,8 +226,10 @@ def annual_growth(years, values) -> float:
 class DecodeFloor:
     """One batch-1 decode step of a dense model: every weight read once per token, 2 FLOPs per weight.
 
-    ``floor_time_s = weight_bytes / BW``; with a measured ``time_per_token_s``, ``achieved = flops / t`` and
-    ``efficiency = achieved / R_peak``.
+    ``floor_time_s = weight_bytes / BW`` (the memory floor), ``compute_floor_s = flops / R_peak``; with a measured
+    ``time_per_token_s``, ``achieved = flops / t``, ``efficiency = achieved / R_peak`` and, by the iron law
+    ``t = max(floors) + L_lat``, ``overhead_s = t - max(floors)``: the part of the time neither memory nor arithmetic
+    explains. :meth:`classify` names the regime from the largest of the three terms.
     """
 
     params: float
@@ -256,6 +258,49 @@ class DecodeFloor:
         a = self.achieved_flops_per_s
         return None if a is None else a / self.peak_flops_per_s
 
+    @property
+    def compute_floor_s(self) -> float:
+        """``flops / R_peak``: the least time the arithmetic takes (s)."""
+        return self.flops_per_token / self.peak_flops_per_s
+
+    @property
+    def floor_efficiency(self) -> float:
+        """``flops / (floor_time_s * R_peak)``: the fraction of peak FLOP/s a decode *at the memory floor* reaches."""
+        return self.flops_per_token / (max(self.floor_time_s, self.compute_floor_s) * self.peak_flops_per_s)
+
+    @property
+    def overhead_s(self) -> float | None:
+        """``t - max(memory floor, compute floor)``: the iron law's ``L_lat`` of the measured time (s), never < 0."""
+        if self.time_per_token_s is None:
+            return None
+        return max(0.0, self.time_per_token_s - max(self.floor_time_s, self.compute_floor_s))
+
+    @property
+    def bandwidth_fraction(self) -> float | None:
+        """``floor_time_s / t``: the fraction of the bandwidth the measured time achieves (weights read once)."""
+        return None if self.time_per_token_s is None else self.floor_time_s / self.time_per_token_s
+
+    def classify(self):
+        """The iron law's regime of this decode: the largest of the memory floor, the compute floor and the overhead
+        (``latency_s = overhead_s``, 0 when no time was measured).
+
+        Examples
+        --------
+        >>> decode_floor(7e9, "fp16", "H100 SXM", time_per_token_s=0.050).classify().regime
+        'latency'
+        >>> decode_floor(7e9, "fp16", "H100 SXM", time_per_token_s=0.005).classify().regime
+        'memory'
+        """
+        from efflab.roofline import classify
+
+        return classify(
+            self.flops_per_token,
+            self.weight_bytes,
+            self.peak_flops_per_s,
+            self.bandwidth_bytes_per_s,
+            latency_s=self.overhead_s or 0.0,
+        )
+
 
 def decode_floor(params: float, dtype: str = "fp16", device="H100 SXM", time_per_token_s: float | None = None):
     """The memory-bandwidth floor of a batch-1 decode step: ``t >= params * s / BW``.
@@ -278,6 +323,12 @@ def decode_floor(params: float, dtype: str = "fp16", device="H100 SXM", time_per
     >>> d = decode_floor(7e9, "fp16", "H100 SXM", time_per_token_s=0.050)
     >>> d.weight_bytes, round(d.floor_time_s * 1e3, 2), f"{d.efficiency:.2%}"
     (14000000000.0, 4.18, '0.03%')
+
+    The memory floor explains 4.18 ms of the 50: the weights move at 8.4 % of the bandwidth, and 45.8 ms is overhead
+    (``L_lat``), the largest term. A decode that ran at the memory floor would reach 0.34 % of peak FLOP/s.
+
+    >>> f"{d.bandwidth_fraction:.1%}", round(d.overhead_s * 1e3, 1), d.classify().regime, f"{d.floor_efficiency:.2%}"
+    ('8.4%', 45.8, 'latency', '0.34%')
     """
     from efflab.hardware import get_device
 

@@ -63,13 +63,25 @@ def test_compute_wall():
 
 
 def test_7b_decode_memory_bound():
-    kwargs = {"data_time_s": 0.0, "compute_time_s": 0.05, "flops": 1.4e10, "bytes_moved": 1.4e10, **H100}
+    # At its memory floor (14 GB / 3.35 TB/s = 4.18 ms/token) a batch-1 decode is memory-bound, MFU 0.34 %.
+    floor_s = 14e9 / 3.35e12
+    kwargs = {"data_time_s": 0.0, "compute_time_s": floor_s, "flops": 1.4e10, "bytes_moved": 1.4e10, **H100}
     d = diagnose(**kwargs, proposed_fix="faster_gpu")
     assert (d.regime, d.axis, d.anti_pattern) == ("memory", "data", "hardware crutch")
-    assert d.scorecard.mfu.value == pytest.approx(1.4e10 / 0.05 / 989.4e12)  # 0.28 TFLOP/s -> 0.03 %
+    assert d.scorecard.mfu.value == pytest.approx(1.4e10 / floor_s / 989.4e12)  # 3.35 TFLOP/s -> 0.34 %
     assert d.scorecard.intensity.verdict == "fail"  # 1 FLOP/B against a ridge of 295
     for fix in ("quantize", "prune", "bigger_batch", "fuse_kernels"):
         assert diagnose(**kwargs, proposed_fix=fix).anti_pattern is None
+
+
+def test_7b_decode_at_50_ms_is_latency_bound():
+    # The source book's 50 ms/token: the floor explains 4.18 ms, the other 45.8 ms are dispatch overhead (L_lat).
+    floor_s = 14e9 / 3.35e12
+    kwargs = {"data_time_s": 0.0, "compute_time_s": floor_s, "idle_time_s": 0.05 - floor_s}
+    d = diagnose(**kwargs, flops=1.4e10, bytes_moved=1.4e10, **H100, proposed_fix="faster_gpu")
+    assert (d.regime, d.axis, d.anti_pattern) == ("latency", "machine", "hardware crutch")
+    assert d.scorecard.mfu.value == pytest.approx(1.4e10 / 0.05 / 989.4e12)  # 0.28 TFLOP/s -> 0.03 %
+    assert diagnose(**kwargs, proposed_fix="fuse_kernels").anti_pattern is None
 
 
 def test_fixes_follow_the_source_table():

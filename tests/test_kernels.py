@@ -119,10 +119,26 @@ def test_decode_floor_source_case():
     assert d.max_tokens_per_s == pytest.approx(3.35e12 / 14e9)
 
 
+def test_decode_at_50_ms_is_overhead_not_memory():
+    # The iron law T = max(D/BW, O/R) + L_lat, by hand: the memory floor is 4.18 ms, so 45.8 ms of the 50 is L_lat.
+    d = decode_floor(7e9, "fp16", "h100", time_per_token_s=0.05)
+    memory_s, compute_s = 14e9 / 3.35e12, 1.4e10 / 989.4e12
+    assert d.compute_floor_s == pytest.approx(compute_s)
+    assert d.overhead_s == pytest.approx(0.05 - memory_s)
+    assert d.bandwidth_fraction == pytest.approx(memory_s / 0.05)  # 8.4 % of 3.35 TB/s
+    assert d.floor_efficiency == pytest.approx(1.4e10 / memory_s / 989.4e12)  # 0.34 %: memory-bound at best
+    c = d.classify()
+    assert c.regime == "latency" and c.latency_s == pytest.approx(0.05 - memory_s)
+    # Within twice the memory floor the overhead is smaller than the floor: memory-bound.
+    assert decode_floor(7e9, "fp16", "h100", time_per_token_s=1.9 * memory_s).classify().regime == "memory"
+    assert decode_floor(7e9, "fp16", "h100", time_per_token_s=2.1 * memory_s).classify().regime == "latency"
+
+
 def test_decode_floor_t4_and_no_time():
     d = decode_floor(7e9, "fp16", CATALOG["T4"])
     assert d.floor_time_s == pytest.approx(14e9 / 320e9)
     assert d.achieved_flops_per_s is None and d.efficiency is None
+    assert d.overhead_s is None and d.bandwidth_fraction is None and d.classify().regime == "memory"
 
 
 @pytest.mark.parametrize(
