@@ -125,3 +125,29 @@ def test_bad_input():
         ComputeWall(n=2.5, **FAST)
     with pytest.raises(ValueError, match="rounds"):
         LatencyCliff(**FAST).trial(rounds=0)
+
+
+def test_mfu_uses_the_peak_of_the_threads_that_ran(monkeypatch):
+    # A fake machine whose measured peak is 10 GFLOP/s per thread: the one-thread scenarios are judged against one
+    # thread's roof, the all-cores lever against every core's (issue: a 76 %-of-one-core matmul read "MFU 38 %").
+    from efflab import ceilings, scenarios
+
+    def fake_measure(device=None, dtypes=None, quick=False):
+        threads = torch.get_num_threads()
+        return Roofline(compute={"fp32": 1e10 * threads}, memory={"dram": 2e10}, latency_s=1e-6, name="fake")
+
+    monkeypatch.setattr(ceilings, "measure_ceilings", fake_measure)
+    scenarios.machine_roofline.cache_clear()
+    try:
+        one = scenarios.machine_roofline("cpu", threads=1)
+        assert one.peak_flops_per_s("fp32") == 1e10 and "1 thread" in one.name
+        assert scenarios.machine_roofline("cpu").peak_flops_per_s("fp32") == 1e10 * torch.get_num_threads()
+        cliff = LatencyCliff(layers=2, width=8, micro_batch=4, device="cpu", min_run_s=0.01)  # threads=1
+        assert cliff.run("baseline").peak_flops_per_s == 1e10
+        assert cliff.run("faster_gpu").peak_flops_per_s == 1e10 * torch.get_num_threads()
+        wall = ComputeWall(n=32, device="cpu", min_run_s=0.01, threads=1)
+        assert wall.run("baseline").peak_flops_per_s == 1e10
+        with pytest.raises(ValueError, match="threads"):
+            scenarios.machine_roofline("cpu", threads=0)
+    finally:
+        scenarios.machine_roofline.cache_clear()
