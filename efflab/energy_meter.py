@@ -4,7 +4,9 @@ Sources, tried in order (``source="auto"``):
 
 - ``"nvml"``: NVIDIA's total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``, millijoules since the driver
   loaded; Volta and newer), read after ``torch.cuda.synchronize()`` at both edges so queued kernels fall inside the
-  window. The counter updates about every 10 ms, so windows under ~100 ms carry >= 10 % error: a warning says so.
+  window. On A100/H100 the counter is fed by a power sensor that samples only about 25 ms of every 100 ms (Yang et
+  al., SC'24, arXiv 2312.02741), so a window must span many 100 ms periods: under ``NVML_MIN_WINDOW_S`` a warning
+  says so.
 - ``"rapl"``: Linux powercap RAPL package counters, ``/sys/class/powercap/intel-rapl:N/energy_uj`` (also used for AMD
   CPUs), summed over packages; the counter wraps at ``max_energy_range_uj``, handled by :func:`counter_delta`.
 - ``"estimated"``: no readable counter. The meter then needs work to estimate from -- ``EnergyMeter(estimate_from=
@@ -26,9 +28,10 @@ from efflab import _validate as v
 
 __all__ = ["EnergyMeter", "EnergyEstimateWarning", "ShortWindowWarning", "counter_delta", "rapl_zones"]
 
-# NVML's energy counter updates about every 10 ms (NVML API reference, nvmlDeviceGetTotalEnergyConsumption; Zeus
-# docs): a 100 ms window keeps the quantisation error near 10 %.
-NVML_MIN_WINDOW_S = 0.1
+# NVML's total-energy counter on A100/H100 integrates a power sensor that samples ~25 ms of every 100 ms (Yang et al.,
+# "Part-time Power Measurements: nvidia-smi's Lack of Attention", SC'24, arXiv 2312.02741): a window of ten 100 ms
+# periods keeps the unsampled share of a bursty workload's energy an average over many periods.
+NVML_MIN_WINDOW_S = 1.0
 POWERCAP_ROOT = "/sys/class/powercap"
 # Energy figures for dtypes missing from Horowitz's table: the nearest entry of the same width (an estimate, stated).
 _ESTIMATE_DTYPE = {"fp32": "fp32", "fp16": "fp16", "bf16": "fp16", "tf32": "fp32", "int8": "int8", "int32": "int32"}
@@ -179,7 +182,7 @@ class EnergyMeter:
                 self.source = "nvml"
                 return
             except Exception as exc:  # no library, no driver, a GPU older than Volta, CUDA unused
-                reasons.append(f"NVML: {type(exc).__name__}: {exc}")
+                reasons.append(f"NVML: {exc or type(exc).__name__}")  # the reason, not a traceback's wording
         if self.requested in ("auto", "rapl"):
             zones = rapl_zones()
             if zones:
@@ -214,8 +217,8 @@ class EnergyMeter:
             self.zones = {"gpu": end["gpu"] - self._start["gpu"]}
             if self.time_s < NVML_MIN_WINDOW_S:
                 warnings.warn(
-                    f"window of {self.time_s * 1e3:.1f} ms is short for NVML's ~10 ms counter updates; "
-                    "repeat the work to last >= 100 ms",
+                    f"window of {self.time_s * 1e3:.1f} ms is short: NVML's counter samples power ~25 ms in every "
+                    f"100 ms (Yang et al., SC'24); repeat the work to last >= {NVML_MIN_WINDOW_S:g} s",
                     ShortWindowWarning,
                     stacklevel=2,
                 )
@@ -290,7 +293,15 @@ class EnergyMeter:
                 f"energy unknown (source=estimated): {self.reason}; nothing to estimate from -- pass "
                 "estimate_from=profile or call .estimate(flops=..., bytes_moved=...)"
             )
-        text = f"{self.energy_j:.4g} J over {self.time_s:.4g} s = {self.power_w:.4g} W average (source={self.source})"
+        if self.source == "estimated":
+            text = (
+                f"{self.energy_j:.4g} J estimated (a model, not a counter) over a measured {self.time_s:.4g} s: "
+                f"{self.power_w:.4g} W average, estimated"
+            )
+        else:
+            text = (
+                f"{self.energy_j:.4g} J over {self.time_s:.4g} s = {self.power_w:.4g} W average (source={self.source})"
+            )
         if self.source == "estimated":
             text += f"\nmodel: {self.estimate_detail[0].formula}" if self.estimate_detail else ""
             text += f"\nwhy estimated: {self.reason}" if self.reason else ""
