@@ -5,7 +5,7 @@ allows. With a fraction ``f`` of the baseline time accelerated ``s`` times,
 
     S = 1 / ((1 - f) + f / s)                       (Amdahl 1967)
 
-and the speedup can never exceed ``1 / (1 - f)`` however large ``s`` grows. The worked case of the source book:
+and the speedup can never exceed ``1 / (1 - f)`` however large ``s`` grows. The worked case of MLSysBook:
 f = 0.95 at s = 100 gives S = 16.8x, and the cap is 20x.
 
 Also here: Gustafson's scaled speedup (the problem grows with the machine), the Karp-Flatt metric (the serial
@@ -69,7 +69,7 @@ def amdahl_speedup(fraction: ArrayLike, speedup: ArrayLike) -> float | np.ndarra
 
     Examples
     --------
-    The source book's case: 95 % of the time made 100x faster.
+    MLSysBook's case: 95 % of the time made 100x faster.
 
     >>> round(amdahl_speedup(0.95, 100), 1)
     16.8

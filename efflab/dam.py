@@ -1,10 +1,10 @@
 """The D·A·M diagnosis: which term of a measured workload dominates, and which fixes would work or be wasted.
 
-The source book's taxonomy asks three questions in order: **Data** -- is the work necessary? (moves ``D_vol/BW`` and
+MLSysBook's taxonomy asks three questions in order: **Data** -- is the work necessary? (moves ``D_vol/BW`` and
 the input pipeline); **Algorithm** -- can it be simplified? (moves ``O``); **Machine** -- how to do it faster? (moves
 ``R_peak*eta`` and ``L_lat``). :func:`diagnose` takes the measured time split of a workload (time the device waited on
 input, time it computed, time it sat idle between dispatches) and, when given, its FLOPs, bytes and device peaks, and
-returns the dominant axis and regime, the source book's scorecard, the levers that work and those that are wasted, and
+returns the dominant axis and regime, MLSysBook's scorecard, the levers that work and those that are wasted, and
 the anti-pattern a proposed fix would fall into.
 
 Regimes: ``"input"`` (the device waits on the data pipeline: input-bound), ``"latency"`` (idle/dispatch time
@@ -21,7 +21,7 @@ from efflab.roofline import Classification, Remedies, classify, remedies
 
 __all__ = ["FIXES", "Check", "Diagnosis", "Scorecard", "diagnose"]
 
-# The source book's scorecard thresholds (Part III, the D·A·M taxonomy).
+# MLSysBook's scorecard thresholds (Part III, the D·A·M taxonomy).
 IO_OVERHEAD_PASS_BELOW = 0.01  # I/O overhead < 1 % passes
 IO_OVERHEAD_FAIL_ABOVE = 0.10  # I/O overhead > 10 % fails
 MFU_FAIL_BELOW = 0.30  # model-FLOPs utilization < 30 % fails
@@ -44,7 +44,7 @@ FIXES = {
     "cache_dataset": (("input",), "software"),
 }
 
-# Not in the source book's Table 1 (which covers device-side regimes): the input-bound row, and the row used when
+# Not in MLSysBook's Table 1 (which covers device-side regimes): the input-bound row, and the row used when
 # device time dominates but no FLOPs/bytes were given to split it into memory and compute.
 _INPUT = Remedies(
     "input",
@@ -74,7 +74,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Scorecard:
-    """The source book's scorecard; ``mfu`` and ``intensity`` are None when FLOPs, bytes or peaks were not given."""
+    """MLSysBook's scorecard; ``mfu`` and ``intensity`` are None when FLOPs, bytes or peaks were not given."""
 
     io_overhead: Check
     utilization: Check
@@ -200,7 +200,7 @@ def diagnose(
 
     References
     ----------
-    The source book, Part III: the D·A·M taxonomy, its scorecard and anti-patterns.
+    MLSysBook, Part III: the D·A·M taxonomy, its scorecard and anti-patterns.
 
     Examples
     --------

@@ -2,7 +2,7 @@
 
 Three things the roofline chapter (``chapters/03_roofline``) and the labs share:
 
-- :func:`kernel_catalog` -- the operators the source book names as memory-bound (embedding lookup, normalization,
+- :func:`kernel_catalog` -- the operators MLSysBook names as memory-bound (embedding lookup, normalization,
   softmax, depthwise convolution, small-batch inference) beside high-reuse contrasts, at the sizes of real models, as
   :class:`~efflab.roofline.OpCost` (analytic; no torch).
 - :func:`memory_wall` and :func:`annual_growth` -- ridge points of the hardware catalog by launch year: peak FLOP/s
@@ -85,7 +85,7 @@ class KernelCase:
 
 
 def kernel_catalog(dtype: str = "fp16") -> tuple[KernelCase, ...]:
-    """The source book's memory-bound kernels, and high-reuse contrasts, at Llama-2-7B / MobileNetV2 sizes.
+    """MLSysBook's memory-bound kernels, and high-reuse contrasts, at Llama-2-7B / MobileNetV2 sizes.
 
     Each cost comes from :mod:`efflab.roofline` (compulsory bytes, an FMA = 2 FLOPs), so ``I = O / D_vol`` is the
     best any kernel can reach.
@@ -318,7 +318,7 @@ def decode_floor(params: float, dtype: str = "fp16", device="H100 SXM", time_per
 
     Examples
     --------
-    The source book's case: 7B fp16 weights on an H100 at 50 ms/token.
+    MLSysBook's case: 7B fp16 weights on an H100 at 50 ms/token.
 
     >>> d = decode_floor(7e9, "fp16", "H100 SXM", time_per_token_s=0.050)
     >>> d.weight_bytes, round(d.floor_time_s * 1e3, 2), f"{d.efficiency:.2%}"

@@ -205,7 +205,7 @@ def conv2d_cost(
 
     Examples
     --------
-    A depthwise 3x3 convolution has about 2 FLOP/byte -- memory-bound on any accelerator, as the source book notes:
+    A depthwise 3x3 convolution has about 2 FLOP/byte -- memory-bound on any accelerator, as MLSysBook notes:
 
     >>> c = conv2d_cost(1, 256, 256, 56, 56, 3, padding=1, groups=256)
     >>> c.flops, round(c.intensity_flops_per_byte, 2)

@@ -619,7 +619,7 @@ def plot_amdahl(fractions=(0.5, 0.9, 0.95, 0.99), max_speedup=1000, ax=None, gus
     gustafson : bool
         Add the Gustafson contrast.
     highlight : (float, float) or None
-        A case ``(f, s)`` to mark and annotate; the source book's 95 % at 100x = 16.8x by default.
+        A case ``(f, s)`` to mark and annotate; MLSysBook's 95 % at 100x = 16.8x by default.
 
     Returns
     -------

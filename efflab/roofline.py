@@ -18,7 +18,7 @@ The FLOPs and bytes of common ML operators (``matmul_cost``, ``attention_cost``,
 they stay importable from here too.
 
 References: S. Williams, A. Waterman, D. Patterson, "Roofline: an insightful visual performance model for multicore
-architectures", CACM 52(4), 2009; the source book's Part III, Principle 2 and its Table 1.
+architectures", CACM 52(4), 2009; MLSysBook's Part III, Principle 2 and its Table 1.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def iron_law_time_s(
 
     References
     ----------
-    The source book, Part III, Principle 2 (the iron law of a workload).
+    MLSysBook, Part III, Principle 2 (the iron law of a workload).
 
     Examples
     --------
@@ -254,7 +254,7 @@ class Classification:
 
     @property
     def remedies(self) -> Remedies:
-        """The source book's table row for this regime (scalar inputs only)."""
+        """MLSysBook's table row for this regime (scalar inputs only)."""
         if not isinstance(self.regime, str):
             raise TypeError("remedies needs a scalar classification; call remedies(regime) per element")
         return remedies(self.regime)
@@ -316,7 +316,7 @@ def classify(flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, latenc
 
 @dataclass(frozen=True)
 class Remedies:
-    """What works and what is wasted for one regime (the source book's Table 1)."""
+    """What works and what is wasted for one regime (MLSysBook's Table 1)."""
 
     regime: str
     dominant_term: str
@@ -324,7 +324,7 @@ class Remedies:
     wasted: tuple[str, ...]
 
 
-# The source book, Part III, Table 1: the bottleneck, its dominant iron-law term, the optimization that works and the
+# MLSysBook, Part III, Table 1: the bottleneck, its dominant iron-law term, the optimization that works and the
 # one that is wasted.
 _TABLE = {
     "memory": Remedies(
@@ -349,7 +349,7 @@ _TABLE = {
 
 
 def remedies(regime: str) -> Remedies:
-    """The optimizations that work and those that are wasted for a regime (the source book's Table 1).
+    """The optimizations that work and those that are wasted for a regime (MLSysBook's Table 1).
 
     Parameters
     ----------

@@ -75,7 +75,7 @@ def test_7b_decode_memory_bound():
 
 
 def test_7b_decode_at_50_ms_is_latency_bound():
-    # The source book's 50 ms/token: the floor explains 4.18 ms, the other 45.8 ms are dispatch overhead (L_lat).
+    # MLSysBook's 50 ms/token: the floor explains 4.18 ms, the other 45.8 ms are dispatch overhead (L_lat).
     floor_s = 14e9 / 3.35e12
     kwargs = {"data_time_s": 0.0, "compute_time_s": floor_s, "idle_time_s": 0.05 - floor_s}
     d = diagnose(**kwargs, flops=1.4e10, bytes_moved=1.4e10, **H100, proposed_fix="faster_gpu")
@@ -85,7 +85,7 @@ def test_7b_decode_at_50_ms_is_latency_bound():
 
 
 def test_fixes_follow_the_source_table():
-    # The source book's Table 1: what works must not be flagged, what is wasted must be.
+    # MLSysBook's Table 1: what works must not be flagged, what is wasted must be.
     base = {"data_time_s": 0.0, **H100}
     memory = {**base, "compute_time_s": 1.0, "flops": 1e9, "bytes_moved": 1e9}
     compute = {**base, "compute_time_s": 1.0, "flops": 5e14, "bytes_moved": 1e9}

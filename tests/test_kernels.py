@@ -1,4 +1,4 @@
-"""efflab.kernels against hand-computed costs, the hardware catalog, the source book's worked decode case and the
+"""efflab.kernels against hand-computed costs, the hardware catalog, MLSysBook's worked decode case and the
 sizes of the tensors the workloads really build."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_catalog_scales_with_dtype():
 
 @pytest.mark.parametrize("gpu", ["T4", "V100 SXM2", "A100 80GB SXM", "H100 SXM"])
 def test_low_reuse_kernels_are_memory_bound_and_high_reuse_compute_bound(gpu):
-    # The source book: low-reuse kernels sit left of the ridge; dense matmuls at scale sit right of it.
+    # MLSysBook: low-reuse kernels sit left of the ridge; dense matmuls at scale sit right of it.
     roof = Roofline.from_device(CATALOG[gpu])
     for case in kernel_catalog("fp16"):
         regime = roof.classify(case.flops, case.bytes_moved, dtype="fp16").regime
@@ -110,7 +110,7 @@ def test_annual_growth_bad_input(years, values, match):
 
 
 def test_decode_floor_source_case():
-    # The source book: 14 GB at 3.35 TB/s >= 4.2 ms/token; 50 ms/token is ~0.28 TFLOP/s, eta ~0.03 % of 989 TFLOP/s.
+    # MLSysBook: 14 GB at 3.35 TB/s >= 4.2 ms/token; 50 ms/token is ~0.28 TFLOP/s, eta ~0.03 % of 989 TFLOP/s.
     d = decode_floor(7e9, "fp16", "h100", time_per_token_s=0.05)
     assert d.weight_bytes == 14e9
     assert d.floor_time_s == pytest.approx(14e9 / 3.35e12)

@@ -106,7 +106,7 @@ def test_attention_against_torch(s, s_kv, heads, kv_heads):
 
 
 def test_memory_bound_ops_per_source():
-    # The source book names embedding, normalization, softmax and depthwise convolution memory-bound on datacenter
+    # MLSysBook names embedding, normalization, softmax and depthwise convolution memory-bound on datacenter
     # GPUs, and big dense matmuls compute-bound.
     ridge = ridge_point(H100_BF16_FLOPS_PER_S, H100_BW_BYTES_PER_S)
     for cost in (

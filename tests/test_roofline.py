@@ -100,7 +100,7 @@ def test_classify_arrays_and_ties():
         _ = c.remedies
 
 
-# --- the source book's worked numbers ---------------------------------------------------------------------------------
+# --- MLSysBook's worked numbers ---------------------------------------------------------------------------------
 
 
 def test_h100_ridge_point():
