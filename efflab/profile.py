@@ -12,7 +12,16 @@
   reductions (sum, mean, max, ...), 4 for ``var``/``std`` (mean pass, subtract, square, accumulate); softmax and
   layer norm as in :mod:`efflab.roofline` (``SOFTMAX_FLOPS_PER_ELEMENT``, ``LAYERNORM_*``); batch norm 4 per element
   at inference (subtract, scale by 1/sigma, weight, bias) and 8 in training (+ mean and variance); pooling one
-  compare/add per window element. Copies and views count 0 FLOPs. ``OpRecord.flop_rule`` says which rule applied.
+  compare/add per window element. Copies and views count 0 FLOPs. In eval mode without autograd (``torch.no_grad()``,
+  ``torch.inference_mode()``) ``nn.TransformerEncoderLayer`` runs as one fused ``_transformer_encoder_layer_fwd`` and
+  ``nn.MultiheadAttention`` as ``_native_multi_head_attention`` (PyTorch's "fast path";
+  ``torch.backends.mha.set_fastpath_enabled(False)`` turns it off); ``FlopCounterMode`` counts both as 0 FLOPs. efflab
+  counts each from its argument shapes as the sum of the unfused ops the same module runs otherwise, with the rules
+  above (QKV projection GEMM + bias add, attention as SDPA -- or, for attention weights, scale, QK^T, softmax, AV and the
+  head average --, output projection, and for the encoder layer the two residual adds, two layer norms, the two FFN
+  GEMMs and the ReLU/GELU), so its FLOPs, and with them its regime, match the unfused path; a nested-tensor input (the
+  encoder's ``src_key_padding_mask`` path) is counted on each sequence's real tokens (``_fused_flop_parts``).
+  ``OpRecord.flop_rule`` says which rule applied.
 - **Compulsory bytes** = unique bytes of tensor inputs read + outputs written (a broadcast/expanded input counts its
   real storage once; the same tensor passed twice is read once). View ops (``view``, ``t``, ``expand``, ``split`` ...)
   and ``empty`` move nothing: 0 bytes. In-place ops read and write their target; ``copy_``/``fill_``/``zero_`` only
@@ -66,6 +75,24 @@ _POINTWISE_FLOPS = {"addcmul": 2, "addcdiv": 2, "copy": 0, "_to_copy": 0, "clone
 # Ops whose mutated argument is only written, never read.
 _WRITE_ONLY = {"copy_", "fill_", "zero_", "normal_", "uniform_", "random_", "bernoulli_", "exponential_"}
 _DTYPE_NAMES = {"float64": "fp64", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+# Fused inference kernels of torch.nn (the "fast path" of nn/modules/transformer.py and nn/modules/activation.py, taken in
+# eval mode without autograd), counted as the sum of the unfused ops the same module runs otherwise (_fused_flop_parts).
+_FUSED_RULES = {
+    "_transformer_encoder_layer_fwd": "efflab: fused transformer encoder layer = sum of its unfused parts",
+    "_native_multi_head_attention": "efflab: fused multi-head attention = sum of its unfused parts",
+}
+# Parts of _fused_flop_parts counted with torch.utils.flop_counter's GEMM/SDPA formulas (what FlopCounterMode counts on
+# the unfused path, the CPU SDPA kernel included); the other parts use efflab's elementwise, softmax and norm rules.
+_FUSED_GEMM_PARTS = frozenset(
+    {
+        "qkv_projection_gemm",
+        "attention_sdpa",
+        "attention_qk_gemm",
+        "attention_av_gemm",
+        "out_projection_gemm",
+        "ffn_gemms",
+    }
+)
 
 
 def dtype_name(dtype) -> str:
@@ -87,7 +114,7 @@ class OpRecord:
 
     name: str  # aten overload packet, e.g. "aten.addmm"
     module_path: str  # innermost module running it, e.g. "Block.mlp.0" (the function's name outside modules)
-    shapes: tuple  # shapes of tensor inputs
+    shapes: tuple  # shapes of tensor inputs (a nested tensor's: its components' shapes)
     out_shapes: tuple  # shapes of tensor outputs
     dtype: str  # of the first tensor output (else input)
     flops: float  # FLOP
@@ -203,6 +230,112 @@ def _measured_roofline(device: str) -> Roofline:
     return measure_ceilings(device=device, quick=True)
 
 
+def _shape(t) -> tuple:
+    """Shape of a tensor; a nested tensor's is the tuple of its components' shapes (one per sequence)."""
+    return tuple(tuple(c.shape) for c in t.unbind()) if t.is_nested else tuple(t.shape)
+
+
+def _seq_lengths(t) -> list[int]:
+    """Sequence lengths of a batched ``(batch, seq, feature)`` input: its own length for each sequence of a nested one."""
+    if t.is_nested:
+        return [int(c.shape[0]) for c in t.unbind()]
+    return [int(t.shape[1])] * int(t.shape[0])
+
+
+def _mha_flop_parts(query, key, value, embed_dim, num_heads, need_weights, average_weights) -> dict[str, float]:
+    """FLOPs of the ops ``F.multi_head_attention_forward`` runs (``batch_first``, packed in-projection), by part."""
+    from torch.utils.flop_counter import bmm_flop, mm_flop, sdpa_flop_count
+
+    d, h = int(embed_dim), int(num_heads)
+    dh = d // h
+    lq, lk = _seq_lengths(query), _seq_lengths(key)
+    tokens = [sum(lengths) for lengths in (lq, lk, _seq_lengths(value))]
+    # In-projection: the (seq, batch, embed) transposed view is not contiguous, so F.linear runs mm + a bias add (with
+    # batch 1 the view is contiguous and it runs addmm, whose bias flop_counter does not count: 3*d*tokens fewer).
+    parts = {
+        "qkv_projection_gemm": float(sum(mm_flop((n, d), (d, d)) for n in tokens)),
+        "qkv_bias_add": float(sum(tokens) * d),
+    }
+    pairs = list(zip(lq, lk, strict=True))
+    if need_weights:  # q * scale, bmm(q, k^T) (baddbmm with a mask: same count), softmax, bmm(weights, v), head mean
+        scores = sum(h * tq * tk for tq, tk in pairs)
+        parts["attention_q_scale"] = float(sum(lq) * d)
+        parts["attention_qk_gemm"] = float(sum(bmm_flop((h, tq, dh), (h, dh, tk)) for tq, tk in pairs))
+        parts["attention_softmax"] = float(SOFTMAX_FLOPS_PER_ELEMENT * scores)
+        parts["attention_av_gemm"] = float(sum(bmm_flop((h, tq, tk), (h, tk, dh)) for tq, tk in pairs))
+        if average_weights:
+            parts["attention_head_mean"] = float(scores)  # a reduction: 1 FLOP per input element
+    else:  # scaled_dot_product_attention, flop_counter's formula (the mask does not change it)
+        parts["attention_sdpa"] = float(
+            sum(sdpa_flop_count((1, h, tq, dh), (1, h, tk, dh), (1, h, tk, dh)) for tq, tk in pairs)
+        )
+    parts["out_projection_gemm"] = float(mm_flop((sum(lq), d), (d, d)))  # addmm: its bias is not counted
+    return parts
+
+
+def _layer_norm_flops(tokens: int, features: int, weight) -> float:
+    """``native_layer_norm``'s count (see ``_flops``) on ``tokens`` rows of ``features``."""
+    per = LAYERNORM_FLOPS_PER_ELEMENT + (LAYERNORM_AFFINE_FLOPS_PER_ELEMENT if weight is not None else 0)
+    return float(per * tokens * features + LAYERNORM_FLOPS_PER_ROW * tokens)
+
+
+def _fused_flop_parts(func, args, kwargs) -> tuple[dict[str, float], str]:
+    """FLOPs of a fused ``torch.nn`` inference op as the sum of the ops of its unfused composition, and the rule.
+
+    ``aten._native_multi_head_attention`` is counted as ``nn.MultiheadAttention`` runs without the fast path: QKV
+    projection (GEMM + bias add), attention (SDPA formula without weights; with ``need_weights`` the query scale, QK^T,
+    softmax, AV and, with ``average_attn_weights``, the mean over heads) and the output projection.
+    ``aten._transformer_encoder_layer_fwd`` adds what ``nn.TransformerEncoderLayer`` runs around that attention (with
+    ``need_weights=False``): two residual adds, two layer norms, the FFN GEMMs and its ReLU or GELU (one FLOP per element
+    each); ``norm_first`` reorders these without changing the count, and a mask changes no count (the unfused SDPA and
+    ``baddbmm`` formulas ignore it). A nested-tensor input is counted sequence by sequence on its real tokens.
+
+    Parameters
+    ----------
+    func : torch._ops.OpOverload
+        ``aten._transformer_encoder_layer_fwd`` or ``aten._native_multi_head_attention`` (an overload of either).
+    args, kwargs
+        Its arguments, as the dispatcher passes them.
+
+    Returns
+    -------
+    tuple of (dict of str to float, str)
+        FLOPs of each part (FLOP; parts named in ``_FUSED_GEMM_PARTS`` use ``torch.utils.flop_counter``'s formulas) and
+        the record's ``flop_rule``.
+    """
+    from torch.utils.flop_counter import mm_flop
+
+    name = func._overloadpacket.__name__
+    a = {arg.name: arg.default_value for arg in func._schema.arguments if arg.has_default_value()}
+    a.update(zip((arg.name for arg in func._schema.arguments), args, strict=False))
+    a.update(kwargs)
+    if name == "_native_multi_head_attention":
+        query = a["query"]
+        parts = _mha_flop_parts(
+            query, a["key"], a["value"], a["embed_dim"], a["num_head"], a["need_weights"], a["average_attn_weights"]
+        )
+        how = "QKV, attention weights, softmax, head mean" if a["need_weights"] else "QKV, SDPA, projection"
+        if a["need_weights"] and not a["average_attn_weights"]:
+            how = "QKV, attention weights, softmax"
+    else:
+        query = a["src"]
+        d = int(a["embed_dim"])
+        tokens = sum(_seq_lengths(query))
+        ffn = int(a["ffn_weight_1"].shape[0])
+        parts = _mha_flop_parts(query, query, query, d, a["num_heads"], False, False)
+        parts["residual_adds"] = float(2 * tokens * d)
+        parts["layer_norms"] = _layer_norm_flops(tokens, d, a["norm_weight_1"]) + _layer_norm_flops(
+            tokens, d, a["norm_weight_2"]
+        )
+        parts["ffn_gemms"] = float(mm_flop((tokens, d), (d, ffn)) + mm_flop((tokens, ffn), (ffn, d)))  # addmm each
+        parts["ffn_activation"] = float(tokens * ffn)  # ReLU or GELU: 1 FLOP per element
+        how = f"{'gelu' if a['use_gelu'] else 'relu'}, {'pre' if a['norm_first'] else 'post'}-norm"
+    rule = f"{_FUSED_RULES[name]} ({how})"
+    if query.is_nested:
+        rule += "; nested input: each sequence counted on its real tokens, padding skipped"
+    return parts, rule
+
+
 def _flops(func, args, kwargs, out, registry) -> tuple[float, str]:
     """FLOPs of one op and the rule used (see the module docstring)."""
     import torch
@@ -211,6 +344,9 @@ def _flops(func, args, kwargs, out, registry) -> tuple[float, str]:
     if packet in registry:
         return float(registry[packet](*args, **kwargs, out_val=out)), "torch.utils.flop_counter"
     name = packet.__name__
+    if name in _FUSED_RULES:
+        parts, rule = _fused_flop_parts(func, args, kwargs)
+        return float(sum(parts.values())), rule
     base = name.rstrip("_")
     outs = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
     first_in = next((a for a in args if isinstance(a, torch.Tensor)), None)
@@ -246,7 +382,10 @@ def _flops(func, args, kwargs, out, registry) -> tuple[float, str]:
 
 
 def _unique_bytes(t) -> int:
-    """Bytes of storage a strided tensor really spans: broadcast (stride-0) dimensions count once."""
+    """Bytes of storage a strided tensor really spans: broadcast (stride-0) dimensions count once; a nested tensor's
+    elements."""
+    if t.is_nested:
+        return t.numel() * t.element_size()
     n = prod(s for s, st in zip(t.shape, t.stride(), strict=True) if st != 0) if t.numel() else 0
     return n * t.element_size()
 
@@ -268,7 +407,7 @@ def _bytes(func, args, kwargs, out) -> float:
         inputs = inputs[1:]
     for t in inputs:
         if isinstance(t, torch.Tensor) and id(t) not in written_only:
-            key = (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype)
+            key = (t.data_ptr(), _shape(t), None if t.is_nested else t.stride(), t.dtype)
             if key not in seen:
                 seen.add(key)
                 total += _unique_bytes(t)
@@ -339,8 +478,8 @@ def _describe(func, args, kwargs, out, state, registry) -> dict:
     return {
         "name": f"aten.{func._overloadpacket.__name__}",
         "module_path": state["stack"][-1] if state["stack"] else state["root"],
-        "shapes": tuple(tuple(t.shape) for t in tensors_in),
-        "out_shapes": tuple(tuple(t.shape) for t in tensors_out),
+        "shapes": tuple(_shape(t) for t in tensors_in),
+        "out_shapes": tuple(_shape(t) for t in tensors_out),
         "dtype": dtype_name(first.dtype) if first is not None else "",
         "flops": flops,
         "bytes_moved": _bytes(func, args, kwargs, out),

@@ -3,11 +3,14 @@ block with SDPA; compulsory bytes against hand-computed traffic; regimes on the 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count  # noqa: E402
 
 from efflab.profile import OpProfile, dtype_name, profile_ops  # noqa: E402
@@ -206,3 +209,162 @@ def test_cuda_profile_uses_events():
     prof = profile_ops(model, x, roofline=ROOF)
     assert prof.flop_counter_flops == flop_counter_total(model, x)
     assert all(r.time_s > 0 for r in prof.records if r.bytes_moved > 0)
+
+
+# --- Fused inference ops of nn.TransformerEncoderLayer / nn.MultiheadAttention (the "fast path") ------------------------
+
+FUSED = ("aten._transformer_encoder_layer_fwd", "aten._native_multi_head_attention")
+# (d_model, heads, seq, batch)
+FUSED_SIZES = [(64, 4, 16, 2), (128, 8, 32, 3)]
+SDPA_MAPPING = {CPU_SDPA: lambda q, k, v, *a, out_shape=None, **kw: sdpa_flop_count(q, k, v)}
+
+
+class SelfAttention(nn.Module):
+    """``nn.MultiheadAttention`` called as self-attention, ``attn(x, x, x, **kwargs)``."""
+
+    def __init__(self, d, heads, **kwargs):
+        super().__init__()
+        self.attn, self.kwargs = nn.MultiheadAttention(d, heads, batch_first=True), kwargs
+
+    def forward(self, x):
+        return self.attn(x, x, x, **self.kwargs)
+
+
+def encoder_layer(d, heads, activation="relu", norm_first=False):
+    return nn.TransformerEncoderLayer(
+        d, heads, 4 * d, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    )
+
+
+FUSED_MODELS = {
+    "layer-relu-post": lambda d, h: encoder_layer(d, h),
+    "layer-gelu-post": lambda d, h: encoder_layer(d, h, activation="gelu"),
+    "layer-relu-pre": lambda d, h: encoder_layer(d, h, norm_first=True),
+    "layer-gelu-pre": lambda d, h: encoder_layer(d, h, activation="gelu", norm_first=True),
+    "encoder-2-layers": lambda d, h: nn.TransformerEncoder(encoder_layer(d, h), num_layers=2),
+    "mha-weights": lambda d, h: SelfAttention(d, h),
+    "mha-no-weights": lambda d, h: SelfAttention(d, h, need_weights=False),
+}
+
+
+def fused_case(name, size):
+    torch.manual_seed(0)
+    d, heads, seq, batch = size
+    return FUSED_MODELS[name](d, heads).eval(), torch.randn(batch, seq, d)
+
+
+@contextlib.contextmanager
+def mha_fastpath(enabled):
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def fused_profile(model, x, *args):
+    """profile_ops under no_grad in eval mode, and its fused records (skips when torch takes no fast path)."""
+    with torch.no_grad():
+        prof = profile_ops(model, x, *args, roofline=ROOF, repeats=0)
+    fused = [r for r in prof.records if r.name in FUSED]
+    if not fused:
+        pytest.skip("this torch build runs nn.TransformerEncoderLayer/MultiheadAttention unfused under no_grad")
+    return prof, fused
+
+
+class CaptureFused(TorchDispatchMode):
+    """Records the (func, args, kwargs) of each fused op, to count its parts with efflab.profile._fused_flop_parts."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if f"aten.{func._overloadpacket.__name__}" in FUSED:
+            self.calls.append((func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("size", FUSED_SIZES, ids=lambda s: f"d{s[0]}")
+@pytest.mark.parametrize("name", list(FUSED_MODELS))
+def test_fused_flops_equal_unfused(name, size):
+    model, x = fused_case(name, size)
+    prof, fused = fused_profile(model, x)
+    expected_ops = 2 if name.startswith("encoder") else 1
+    assert len(fused) == expected_ops and prof.total_flops > 0
+    assert all(r.flop_rule.startswith("efflab: fused") and r.flops > 0 for r in fused)
+    grad = profile_ops(model, x, roofline=ROOF, repeats=0)  # parameters require grad: no fast path
+    with torch.no_grad(), mha_fastpath(False):
+        off = profile_ops(model, x, roofline=ROOF, repeats=0)
+    assert torch.backends.mha.get_fastpath_enabled()
+    for unfused in (grad, off):
+        assert not any(r.name in FUSED for r in unfused.records)
+        assert prof.total_flops == pytest.approx(unfused.total_flops, rel=0.01)
+    # FlopCounterMode sees no FLOPs in the fused op; profile_ops' flop_counter_flops keeps matching it.
+    with torch.no_grad():
+        assert prof.flop_counter_flops == flop_counter_total(model, x)
+
+
+@pytest.mark.parametrize("size", FUSED_SIZES, ids=lambda s: f"d{s[0]}")
+@pytest.mark.parametrize("name", list(FUSED_MODELS))
+def test_fused_gemm_part_equals_flop_counter_mode_unfused(name, size):
+    from efflab.profile import _FUSED_GEMM_PARTS, _fused_flop_parts
+
+    model, x = fused_case(name, size)
+    prof, fused = fused_profile(model, x)
+    capture = CaptureFused()
+    with torch.no_grad(), capture:
+        model(x)
+    parts = [_fused_flop_parts(func, args, kwargs)[0] for func, args, kwargs in capture.calls]
+    assert [sum(p.values()) for p in parts] == [r.flops for r in fused]
+    gemm = sum(v for p in parts for k, v in p.items() if k in _FUSED_GEMM_PARTS)
+    # The unfused path with autograd on: FlopCounterMode's GEMM count, its SDPA formula registered for the CPU kernel.
+    assert gemm == pytest.approx(flop_counter_total(model, x, custom_mapping=SDPA_MAPPING), rel=1e-12)
+
+
+def test_fused_encoder_layer_hand_count():
+    d, heads, seq, batch = FUSED_SIZES[1]
+    model, x = fused_case("layer-gelu-pre", FUSED_SIZES[1])
+    _, (rec,) = fused_profile(model, x)
+    n, f, dh = batch * seq, 4 * d, d // heads
+    gemms = 2 * n * d * 3 * d + 2 * (2 * batch * heads * seq * seq * dh) + 2 * n * d * d + 2 * (2 * n * d * f)
+    elementwise = n * 3 * d + 2 * n * d + n * f  # QKV bias add, two residual adds, GELU
+    norms = 2 * ((5 + 2) * n * d + 4 * n)  # efflab.opcost.layernorm_cost's count, twice
+    assert rec.flops == gemms + elementwise + norms
+    assert "gelu" in rec.flop_rule and "pre-norm" in rec.flop_rule
+    # Compulsory bytes: the input, every weight and bias passed to the op, the output.
+    params = sum(p.numel() for p in model.parameters())
+    assert rec.bytes_moved == 4 * (2 * x.numel() + params)
+
+
+def test_fused_regime_follows_corrected_flops():
+    model, x = fused_case("layer-relu-post", FUSED_SIZES[1])
+    _, (rec,) = fused_profile(model, x)
+    assert rec.flops > 0
+    assert rec.intensity_flops_per_byte == pytest.approx(rec.flops / rec.bytes_moved)
+    assert rec.regime == str(ROOF.classify(rec.flops, rec.bytes_moved, dtype="fp32").regime) == "compute"
+    assert str(ROOF.classify(0.0, rec.bytes_moved, dtype="fp32").regime) == "memory"  # what 0 FLOPs gave
+    with torch.inference_mode():
+        (inf,) = profile_ops(model, x, roofline=ROOF, repeats=0).records
+    assert (inf.name, inf.flops, inf.bytes_moved) == (rec.name, rec.flops, rec.bytes_moved)
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
+def test_fused_encoder_with_padding_mask_counts_real_tokens():
+    """TransformerEncoder turns a padded batch into a nested tensor: each sequence is counted on its own tokens."""
+    model, x = fused_case("encoder-2-layers", FUSED_SIZES[0])
+    pad = torch.zeros(x.shape[:2], dtype=torch.bool)
+    pad[1, 10:] = True  # sequence 1 has 10 real tokens
+    prof, fused = fused_profile(lambda t: model(t, src_key_padding_mask=pad), x)
+    assert len(fused) == 2 and all("nested input" in r.flop_rule for r in fused)
+    assert fused[0].shapes[0] == ((16, 64), (10, 64))
+    # Oracle: the unfused model on each unpadded sequence alone (autograd on).
+    per_sequence = sum(
+        profile_ops(model, x[i : i + 1, :length], roofline=ROOF, repeats=0).total_flops
+        for i, length in enumerate((16, 10))
+    )
+    assert prof.total_flops == pytest.approx(per_sequence, rel=0.01)
+    padded = profile_ops(lambda t: model(t, src_key_padding_mask=pad), x, roofline=ROOF, repeats=0)
+    assert prof.total_flops < padded.total_flops  # the padded unfused path also computes the padding
