@@ -115,6 +115,7 @@ class ChainVariant:
     bytes_moved: float  # compulsory bytes summed over the ops, from profile_ops
     time_s: float  # median per call, efflab.timing.benchmark
     note: str = ""
+    relative_iqr: float = 0.0  # run-to-run spread of time_s: IQR / median
 
     @property
     def effective_bandwidth_bytes_per_s(self) -> float:
@@ -154,6 +155,69 @@ class FusionComparison:
         flops = self.unfused.flops
         return tuple(energy_estimate(flops, r.bytes_moved, "fp32", memory) for r in (self.unfused, self.fused))
 
+    def claims(self, roofline, caches: dict | None = None) -> tuple:
+        """The chapter's expectations, judged on this comparison (:mod:`efflab.claims`).
+
+        1. Fusing makes the chain faster: ``speedup > 1 + spread`` (spread: the larger relative IQR of the two times).
+        2. Its time follows its bytes: ``0.5 <= speedup / bytes_ratio <= 2``.
+        3. Both variants are memory-bound: each reaches >= half the measured DRAM bandwidth of ``roofline``.
+
+        ``caches``: cache sizes by level for the "fits a cache" diagnosis (default: what the OS reports).
+
+        Examples
+        --------
+        >>> from efflab.roofline import Roofline
+        >>> roof = Roofline(compute={"fp32": 1e11}, memory={"dram": 4e10}, latency_s=1e-6)
+        >>> c = FusionComparison(1 << 22, "fp32", "cpu", ChainVariant("unfused", 8, 5e7, 3e8, 0.03),
+        ...                      ChainVariant("fused", 1, 5e7, 3.4e7, 0.0034))
+        >>> verdicts = c.claims(roof, caches={"l2": 1 << 20, "l3": 8 << 20})
+        >>> [v.held for v in verdicts]
+        [True, True, False]
+        >>> print(verdicts[2])
+        not here: both variants are memory-bound (each at >= 50% of the measured DRAM bandwidth) (unfused
+          25%, fused 25% of 40 GB/s)
+          why: the fused kernel itself reaches only 25% of the 40 GB/s DRAM roof: more than its traffic
+               sets its time (each element costs a tanh, tens of instructions)
+        """
+        from efflab.claims import check, fits_cache, overhead_dominated, reason, within_noise
+
+        unfused, fused = self.unfused, self.fused
+        spread = max(unfused.relative_iqr, fused.relative_iqr)
+        dram = roofline.bandwidth_bytes_per_s("dram" if "dram" in roofline.memory else None)
+        latency_s = roofline.latency_s or 1e-6
+        bw = {v.name: v.effective_bandwidth_bytes_per_s for v in (unfused, fused)}
+        share = {name: rate / dram for name, rate in bw.items()}
+        per_op = reason(
+            share[unfused.name] < 0.5 * share[fused.name],
+            f"the unfused chain moves its bytes at {bw[unfused.name] / 1e9:.3g} GB/s, the fused kernel at "
+            f"{bw[fused.name] / 1e9:.3g} GB/s: beyond its traffic, each of its {unfused.kernels} ops pays to allocate "
+            "and first-touch a new tensor",
+        )
+        compute_heavy = reason(
+            share[fused.name] < 0.5,
+            f"the fused kernel itself reaches only {share[fused.name]:.0%} of the {dram / 1e9:.3g} GB/s DRAM roof: "
+            "more than its traffic sets its time (each element costs a tanh, tens of instructions)",
+        )
+        faster = check(
+            "fusing the chain makes it faster",
+            self.speedup > 1 + spread,
+            f"time unfused/fused {self.speedup:.3g}x, run-to-run spread {spread:.0%}",
+            [within_noise(self.speedup, spread), overhead_dominated(fused.time_s, latency_s)],
+        )
+        follows = check(
+            "its time follows its bytes (time ratio within 2x of the byte ratio)",
+            0.5 <= self.speedup / self.bytes_ratio <= 2,
+            f"time {self.speedup:.3g}x for {self.bytes_ratio:.3g}x the bytes",
+            [per_op if self.speedup > self.bytes_ratio else compute_heavy, overhead_dominated(fused.time_s, latency_s)],
+        )
+        memory_bound = check(
+            "both variants are memory-bound (each at >= 50% of the measured DRAM bandwidth)",
+            min(share.values()) >= 0.5,
+            f"unfused {share[unfused.name]:.0%}, fused {share[fused.name]:.0%} of {dram / 1e9:.3g} GB/s",
+            [fits_cache(fused.bytes_moved, caches), compute_heavy, per_op],
+        )
+        return faster, follows, memory_bound
+
     def to_text(self) -> str:
         """A small table: kernels, bytes, time and effective bandwidth per variant."""
         from efflab.timing import format_time_s
@@ -184,16 +248,16 @@ def _time(fn, *args, min_run_s: float):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HighVarianceWarning)
         m = benchmark(fn, *args, min_run_s=min_run_s, max_run_s=max(2.0, 4 * min_run_s))
-    return m.median_s, (f"IQR/median {m.relative_iqr:.0%}" if m.has_warnings else "")
+    return m.median_s, (f"IQR/median {m.relative_iqr:.0%}" if m.has_warnings else ""), m.relative_iqr
 
 
 def _profiled(name, fn, x, roofline, min_run_s):
     from efflab.profile import profile_ops
 
     prof = profile_ops(fn, x, roofline=roofline)
-    time_s, note = _time(fn, x, min_run_s=min_run_s)
+    time_s, note, spread = _time(fn, x, min_run_s=min_run_s)
     moving = sum(1 for r in prof.records if r.bytes_moved > 0)
-    return ChainVariant(name, moving, prof.total_flops, prof.total_bytes, time_s, note)
+    return ChainVariant(name, moving, prof.total_flops, prof.total_bytes, time_s, note, spread)
 
 
 def compare_fusion(
@@ -253,10 +317,16 @@ def compare_fusion(
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         compile_s = time.perf_counter() - t0
-        time_s, note = _time(fn, x, min_run_s=min_run_s)
+        time_s, note, spread = _time(fn, x, min_run_s=min_run_s)
         # Inductor's kernels are not aten ops, so profile_ops cannot see them; a single fused loop reads x and writes y.
         compiled = ChainVariant(
-            "torch.compile (Inductor)", 0, fused.flops, fused.bytes_moved, time_s, note or "bytes: 1 read + 1 write"
+            "torch.compile (Inductor)",
+            0,
+            fused.flops,
+            fused.bytes_moved,
+            time_s,
+            note or "bytes: 1 read + 1 write",
+            spread,
         )
     return FusionComparison(n, dtype_name(x.dtype), str(dev), unfused, fused, compiled, compile_s)
 
@@ -273,6 +343,7 @@ class MatvecVariant:
     skipped: str = ""  # why it was not measured
     relative_error: float | None = None  # max |y - y_fp32| / max |y_fp32|
     note: str = ""  # measurement spread, when high
+    relative_iqr: float = 0.0  # run-to-run spread of time_s: IQR / median
 
     @property
     def effective_bandwidth_bytes_per_s(self) -> float | None:
@@ -332,17 +403,87 @@ def compare_weight_dtypes(
     x = torch.randn(1, n_in, generator=gen).to(dev)
     reference = F.linear(x, w)
     prof = profile_ops(F.linear, x, w, roofline=roofline)
-    time_s, note = _time(F.linear, x, w, min_run_s=min_run_s)
-    variants = [MatvecVariant("fp32 weights", "fp32", n_out * n_in * 4, prof.total_bytes, time_s, note=note)]
+    time_s, note, spread = _time(F.linear, x, w, min_run_s=min_run_s)
+    variants = [
+        MatvecVariant(
+            "fp32 weights", "fp32", n_out * n_in * 4, prof.total_bytes, time_s, note=note, relative_iqr=spread
+        )
+    ]
     xb, sb = x.bfloat16(), scales.bfloat16()
     int8_bytes = n_out * n_in + n_out * 2
     try:
         out = torch._weight_int8pack_mm(xb, q, sb)
         err = float((out.float() - reference).abs().max() / reference.abs().max())
         prof8 = profile_ops(torch._weight_int8pack_mm, xb, q, sb, roofline=roofline)
-        time8_s, note8 = _time(torch._weight_int8pack_mm, xb, q, sb, min_run_s=min_run_s)
-        variants.append(MatvecVariant("int8 weights", "int8", int8_bytes, prof8.total_bytes, time8_s, "", err, note8))
+        time8_s, note8, spread8 = _time(torch._weight_int8pack_mm, xb, q, sb, min_run_s=min_run_s)
+        variants.append(
+            MatvecVariant("int8 weights", "int8", int8_bytes, prof8.total_bytes, time8_s, "", err, note8, spread8)
+        )
     except (AttributeError, RuntimeError, NotImplementedError) as exc:
         reason = f"torch._weight_int8pack_mm unavailable on {dev.type} in torch {torch.__version__}: {exc}"
         variants.append(MatvecVariant("int8 weights", "int8", int8_bytes, float(int8_bytes), None, reason))
     return tuple(variants)
+
+
+# The int8 matvec may beat its byte ratio a little (the fp32 kernel's own overheads) before it needs another cause.
+BYTE_RATIO_SLACK = 1.15
+
+
+def weight_dtype_claims(variants, device: str = "cpu", caches: dict | None = None, cpu_flags=None) -> tuple:
+    """The chapter's expectation for :func:`compare_weight_dtypes`, judged on its result (:mod:`efflab.claims`):
+    int8 weights make the batch-1 matvec faster, by up to the byte ratio (``1 + spread < speedup <= 1.15 x ratio``).
+
+    Diagnoses when it does not hold: beyond the ratio, the int8 weights fit a cache the fp32 ones do not (or both
+    fit); no faster, the effect is within the noise, or (``device`` "cpu") the CPU has no native bf16 and converts
+    every weight in software. Empty when the int8 kernel was not measured. ``caches`` and ``cpu_flags`` default to
+    this machine's.
+
+    Examples
+    --------
+    >>> fp32 = MatvecVariant("fp32 weights", "fp32", 256 << 20, 2.7e8, 0.0127)
+    >>> int8 = MatvecVariant("int8 weights", "int8", 64 << 20, 6.7e7, 0.00272)
+    >>> (v,) = weight_dtype_claims((fp32, int8), caches={"l3": 96 << 20}, cpu_flags=("avx512f", "amx_bf16"))
+    >>> print(v)
+    not here: int8 weights make the matvec faster, by up to the 4.03x byte ratio (4.67x faster)
+      why: the 64 MiB of int8 weights fit in the l3 the OS reports (96 MiB), the 256 MiB of fp32 ones do
+           not: the int8 layer reads from cache, the fp32 layer from DRAM
+    """
+    from efflab.claims import bytes_text, cache_level, check, reason, within_noise
+
+    fp32, int8 = variants[0], variants[1]
+    if fp32.time_s is None or int8.time_s is None:
+        return ()
+    if cpu_flags is None:
+        from efflab.hardware import _read, parse_cpuinfo
+
+        cpu_flags = parse_cpuinfo(_read("/proc/cpuinfo"))["flags"]
+    speedup, ratio = fp32.time_s / int8.time_s, fp32.bytes_moved / int8.bytes_moved
+    spread = max(fp32.relative_iqr, int8.relative_iqr)
+    int8_in, fp32_in = cache_level(int8.weight_bytes, caches), cache_level(fp32.weight_bytes, caches)
+    size = {v.name: bytes_text(v.weight_bytes) for v in (fp32, int8)}
+    where = "" if int8_in is None else f"the {int8_in[0]} the OS reports ({bytes_text(int8_in[1])})"
+    reasons = [
+        reason(
+            int8_in is not None and fp32_in is not None,
+            f"the {size[int8.name]} of int8 weights fit in {where}, and so do the {size[fp32.name]} of fp32 ones: "
+            "neither is streamed from DRAM",
+        ),
+        reason(
+            int8_in is not None and fp32_in is None,
+            f"the {size[int8.name]} of int8 weights fit in {where}, the {size[fp32.name]} of fp32 ones do not: the "
+            "int8 layer reads from cache, the fp32 layer from DRAM",
+        ),
+        within_noise(speedup, spread),
+        reason(
+            speedup <= 1 + spread and device == "cpu" and not {"avx512_bf16", "amx_bf16"} & set(cpu_flags),
+            "this CPU has no native bf16 (no AVX512_BF16 or AMX): the kernel converts every weight in software, "
+            "which costs more than the bytes it saves",
+        ),
+    ]
+    verdict = check(
+        f"int8 weights make the matvec faster, by up to the {ratio:.3g}x byte ratio",
+        1 + spread < speedup <= BYTE_RATIO_SLACK * ratio,
+        f"{speedup:.3g}x faster",
+        reasons,
+    )
+    return (verdict,)

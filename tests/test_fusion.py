@@ -80,3 +80,76 @@ def test_bad_input():
         compare_fusion(16, roofline=ROOF, min_run_s=0)
     with pytest.raises(ValueError, match="out_features"):
         compare_weight_dtypes(0, 4, roofline=ROOF)
+
+
+# --- claims judged on the page's own figures ---------------------------------------------------------------------------
+
+
+def _matvec(speedup, spread=0.0):
+    from efflab.fusion import MatvecVariant
+
+    fp32 = MatvecVariant("fp32 weights", "fp32", 256 << 20, 4.0e8, 0.02, relative_iqr=spread)
+    int8 = MatvecVariant("int8 weights", "int8", 64 << 20, 1.0e8, 0.02 / speedup, relative_iqr=spread)
+    return fp32, int8
+
+
+def test_weight_dtype_claim_holds_up_to_the_byte_ratio(monkeypatch):
+    from efflab import claims
+    from efflab.fusion import weight_dtype_claims
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    dram_only = {"l2": 2 << 20, "l3": 8 << 20}
+    for speedup in (1.5, 3.9, 4.0 * 1.15):  # byte ratio 4.0 (4e8 / 1e8), slack 15 %
+        (v,) = weight_dtype_claims(_matvec(speedup), caches=dram_only, cpu_flags=("avx2",))
+        assert v.held, v
+    (v,) = weight_dtype_claims(_matvec(4.0 * 1.16), caches={"l3": 96 << 20}, cpu_flags=("avx2",))
+    assert not v.held and "the int8 layer reads from cache" in v.why
+    (v,) = weight_dtype_claims(_matvec(7.2), caches={"l3": 480 << 20}, cpu_flags=("avx2",))
+    assert "and so do the 256 MiB of fp32 ones" in v.why
+
+
+def test_weight_dtype_claim_no_faster_is_diagnosed_or_fails(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.fusion import weight_dtype_claims
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    dram_only = {"l3": 8 << 20}
+    (v,) = weight_dtype_claims(_matvec(1.03, spread=0.05), caches=dram_only, cpu_flags=("avx2",))
+    assert "within the measurement's run-to-run spread" in v.why
+    (v,) = weight_dtype_claims(_matvec(0.4), caches=dram_only, cpu_flags=("avx2", "fma"))
+    assert "no native bf16" in v.why
+    with pytest.raises(UnexplainedClaim):  # native bf16, no noise, no cache story: nothing explains a slowdown
+        weight_dtype_claims(_matvec(0.4), caches=dram_only, cpu_flags=("avx512f", "amx_bf16"))
+    with pytest.raises(UnexplainedClaim):  # on CUDA the CPU's bf16 support explains nothing
+        weight_dtype_claims(_matvec(0.4), device="cuda", caches=dram_only, cpu_flags=("avx2",))
+
+
+def test_weight_dtype_claim_needs_both_measurements():
+    from dataclasses import replace
+
+    from efflab.fusion import weight_dtype_claims
+
+    fp32, int8 = _matvec(2.0)
+    assert weight_dtype_claims((fp32, replace(int8, time_s=None, skipped="no kernel"))) == ()
+
+
+def test_fusion_claims_on_hand_made_times():
+    from efflab.fusion import ChainVariant, FusionComparison
+
+    roof = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6)
+    caches = {"l2": 1 << 20, "l3": 8 << 20}
+
+    def comparison(unfused_s, fused_s):
+        unfused = ChainVariant("unfused", 8, 5e7, 3.02e8, unfused_s)
+        return FusionComparison(1 << 22, "fp32", "cpu", unfused, ChainVariant("fused", 1, 5e7, 3.36e7, fused_s))
+
+    # At the roof: 3.02e8 B / 2e10 B/s = 15.1 ms unfused, 1.68 ms fused -> every claim holds.
+    assert all(v.held for v in comparison(0.0151, 0.00168).claims(roof, caches))
+    # Fused at a quarter of the roof, unfused at the roof: faster, but the time no longer follows the bytes.
+    faster, follows, bound = comparison(0.0151, 4 * 0.00168).claims(roof, caches)
+    assert faster.held and not follows.held and "more than its traffic" in follows.why
+    assert not bound.held and "fused kernel itself reaches only 25%" in bound.why
+    # The unfused chain pays far beyond its bytes: per-op costs named.
+    faster, follows, _ = comparison(0.0151 * 4, 0.00168).claims(roof, caches)
+    assert not follows.held and "each of its 8 ops pays to allocate" in follows.why

@@ -1,0 +1,268 @@
+"""Claims a page makes about its own measurements, checked on the numbers it just measured.
+
+A chapter may say what the reader should *expect* ("the fused GELU is faster because it moves fewer bytes"); only the
+measurement beside it can say whether that held on the reader's machine. :func:`check` evaluates a claim on the
+page's own figures and returns a :class:`Verdict` that prints the outcome with the figures it used::
+
+    held here: fusing the GELU makes it faster (time unfused/fused 9.3x for 9x fewer bytes)
+    not here: int8 weights make the matvec about 4x faster (1.3x for 4x fewer bytes)
+      why: both weight sets fit in the 480 MiB L3 the OS reports: the fp32 layer is not streamed from DRAM
+
+When a claim does not hold, the first of its ``reasons`` that applies names the physical cause: the working set fits
+a cache level (:func:`fits_cache`), the effect is inside the noise of the measurement (:func:`within_noise`), the op
+is overhead-dominated (:func:`overhead_dominated`), other processes contend for the cores (:func:`cores_contended`),
+or a different hardware path ran. A claim that neither holds nor is diagnosed is *unexplained*: the verdict says so,
+and with ``EFFLAB_STRICT_CLAIMS=1`` (set by ``make test`` for every notebook) :func:`check` raises
+:class:`UnexplainedClaim`, so CI fails instead of the page telling the reader something false.
+
+This module needs only the standard library and numpy.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "Reason",
+    "UnexplainedClaim",
+    "Verdict",
+    "bytes_text",
+    "cache_level",
+    "check",
+    "cores_contended",
+    "fits_cache",
+    "overhead_dominated",
+    "reason",
+    "within_noise",
+]
+
+STRICT_ENV = "EFFLAB_STRICT_CLAIMS"  # "1": an unexplained claim raises UnexplainedClaim (CI runs every notebook so)
+# Verdict lines wrap at this many characters: they fit the book's column and a notebook's output without scrolling.
+TEXT_WIDTH = 100
+# A load average above this many runnable tasks per core means other work shares the cores (Linux load counts
+# runnable and uninterruptible tasks; 1 per core is a fully busy machine).
+CONTENDED_LOAD_PER_CORE = 1.0
+
+
+class UnexplainedClaim(AssertionError):
+    """A page's claim neither held on its measurement nor matched any diagnosed reason."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A candidate physical cause for a claim that did not hold: ``applies`` on this run's figures, and its text."""
+
+    applies: bool
+    text: str
+
+
+def reason(applies, text: str) -> Reason:
+    """A :class:`Reason` from a condition evaluated on the measurement and its explanation.
+
+    Examples
+    --------
+    >>> reason(64 << 20 <= 480 << 20, "the 64 MiB working set fits the 480 MiB L3").applies
+    True
+    """
+    if not isinstance(text, str) or not text:
+        raise TypeError(f"text must be a non-empty string; got {text!r}")
+    return Reason(bool(applies), text)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one claim: ``held`` or not, the ``figures`` it was judged on, and ``why`` when it did not hold
+    (None when it held, or when no reason applied: then ``explained`` is False)."""
+
+    statement: str
+    held: bool
+    figures: str
+    why: str | None = None
+
+    @property
+    def explained(self) -> bool:
+        """True when the claim held, or when a diagnosed reason says why it did not."""
+        return self.held or self.why is not None
+
+    def to_text(self, width: int = TEXT_WIDTH) -> str:
+        """``held here: ...`` or ``not here: ...`` with the figures, and the reason below, wrapped at ``width``."""
+        head = f"{'held here' if self.held else 'not here'}: {self.statement} ({self.figures})"
+        lines = textwrap.wrap(head, width, subsequent_indent="  ")
+        if not self.held:
+            why = self.why or "UNEXPLAINED -- no diagnosed reason applies to these figures"
+            lines += textwrap.wrap(why, width, initial_indent="  why: ", subsequent_indent="       ")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_pretty_(self, p, cycle) -> None:  # IPython shows the text, not the dataclass repr
+        p.text(self.to_text())
+
+
+def check(statement: str, held, figures: str, reasons: Iterable[Reason] = ()) -> Verdict:
+    """Judge a claim on the page's own figures.
+
+    Parameters
+    ----------
+    statement : str
+        What the page expects, in words ("fusing the GELU makes it faster").
+    held : bool
+        The claim evaluated on this run's measurement.
+    figures : str
+        The numbers it was judged on, as the reader should see them ("9.3x faster for 9x fewer bytes").
+    reasons : iterable of Reason
+        Candidate causes, most specific first; the first that applies explains a claim that did not hold.
+
+    Returns
+    -------
+    Verdict
+
+    Raises
+    ------
+    UnexplainedClaim
+        With ``EFFLAB_STRICT_CLAIMS=1``, when the claim did not hold and no reason applies.
+
+    Examples
+    --------
+    >>> print(check("the second core speeds up the matmul", 1.9 > 1.3, "x1.90"))
+    held here: the second core speeds up the matmul (x1.90)
+    >>> v = check("the second core speeds up the add", 1.02 > 1.3, "x1.02",
+    ...           [reason(False, "other processes use the cores"), reason(True, "one core saturates DRAM")])
+    >>> print(v)
+    not here: the second core speeds up the add (x1.02)
+      why: one core saturates DRAM
+    """
+    if not isinstance(statement, str) or not statement:
+        raise TypeError(f"statement must be a non-empty string; got {statement!r}")
+    if not isinstance(figures, str):
+        raise TypeError(f"figures must be a string (the numbers the claim was judged on); got {type(figures).__name__}")
+    reasons = list(reasons)
+    for r in reasons:
+        if not isinstance(r, Reason):
+            raise TypeError(f"reasons must hold Reason objects (efflab.claims.reason(...)); got {type(r).__name__}")
+    held = bool(held)
+    why = None if held else next((r.text for r in reasons if r.applies), None)
+    verdict = Verdict(statement, held, figures, why)
+    if not verdict.explained and os.environ.get(STRICT_ENV) == "1":
+        raise UnexplainedClaim(verdict.to_text())
+    return verdict
+
+
+def bytes_text(n: float) -> str:
+    """A byte count in binary units, three significant digits: ``bytes_text(64 << 20) == '64 MiB'``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def cache_level(working_set_bytes: float, caches: dict | None = None) -> tuple[str, int] | None:
+    """The smallest cache level the OS reports that holds ``working_set_bytes``, as ``(level, size_bytes)``; None
+    when none does. ``caches`` defaults to :func:`efflab.ceilings.cache_sizes_bytes` (per core; an L3 shared by all
+    cores is reported whole, and a VM may report its host's).
+
+    Examples
+    --------
+    >>> cache_level(64 << 20, {"l2": 2 << 20, "l3": 480 << 20})
+    ('l3', 503316480)
+    >>> cache_level(1 << 30, {"l2": 2 << 20, "l3": 480 << 20}) is None
+    True
+    """
+    if caches is None:
+        from efflab.ceilings import cache_sizes_bytes
+
+        caches = cache_sizes_bytes()
+    size = float(working_set_bytes)
+    if not size > 0:
+        raise ValueError(f"working_set_bytes must be > 0 (bytes); got {working_set_bytes!r}")
+    fitting = sorted((bytes_, level) for level, bytes_ in caches.items() if bytes_ >= size)
+    return (fitting[0][1], fitting[0][0]) if fitting else None
+
+
+def fits_cache(working_set_bytes: float, caches: dict | None = None) -> Reason:
+    """Reason "the working set fits a cache level": the smallest level the OS reports that holds it
+    (:func:`cache_level`).
+
+    Examples
+    --------
+    >>> fits_cache(256 << 20, {"l2": 2 << 20, "l3": 480 << 20}).text
+    'the 256 MiB working set fits in the l3 the OS reports (480 MiB): it is not streamed from DRAM'
+    >>> fits_cache(1 << 30, {"l2": 2 << 20, "l3": 480 << 20}).applies
+    False
+    """
+    if caches is None:
+        from efflab.ceilings import cache_sizes_bytes
+
+        caches = cache_sizes_bytes()
+    found = cache_level(working_set_bytes, caches)
+    size = float(working_set_bytes)
+    if found is None:
+        largest = max(caches.values(), default=0)
+        return Reason(False, f"the {bytes_text(size)} working set exceeds every cache ({bytes_text(largest)})")
+    level, level_bytes = found
+    return Reason(
+        True,
+        f"the {bytes_text(size)} working set fits in the {level} the OS reports ({bytes_text(level_bytes)}): "
+        "it is not streamed from DRAM",
+    )
+
+
+def within_noise(ratio: float, spread: float) -> Reason:
+    """Reason "the effect is inside the noise": ``|ratio - 1| <= spread`` (a relative run-to-run spread, e.g. the
+    IQR over the median of the slower measurement).
+
+    Examples
+    --------
+    >>> within_noise(1.04, 0.06).applies, within_noise(1.5, 0.06).applies
+    (True, False)
+    """
+    ratio, spread = float(ratio), float(spread)
+    if not ratio > 0 or spread < 0:
+        raise ValueError(f"ratio must be > 0 and spread >= 0 (fractions); got ratio={ratio!r}, spread={spread!r}")
+    return Reason(
+        abs(ratio - 1) <= spread + 1e-12,  # 1.05 - 1 is 0.05000000000000004 in binary
+        f"the ratio {ratio:.3g} is within the measurement's run-to-run spread (±{spread:.0%})",
+    )
+
+
+def overhead_dominated(time_s: float, latency_floor_s: float, factor: float = 10.0) -> Reason:
+    """Reason "the op is overhead-dominated": its time is under ``factor`` x the dispatch floor, so fixed per-call
+    costs, not bytes or FLOPs, set it.
+
+    Examples
+    --------
+    >>> overhead_dominated(4e-6, 1e-6).applies, overhead_dominated(1e-3, 1e-6).applies
+    (True, False)
+    """
+    time_s, floor = float(time_s), float(latency_floor_s)
+    if not time_s > 0 or not floor > 0:
+        raise ValueError(f"time_s and latency_floor_s must be > 0 (s); got {time_s!r}, {floor!r}")
+    return Reason(
+        time_s < factor * floor,
+        f"at {time_s * 1e6:.3g} µs the op takes under {factor:g}x the {floor * 1e6:.3g} µs dispatch floor: "
+        "fixed per-call overhead sets its time",
+    )
+
+
+def cores_contended(load_per_core: float | None = None) -> Reason:
+    """Reason "other processes contend for the cores": the 1-minute load average per core is above
+    ``CONTENDED_LOAD_PER_CORE`` (read from ``os.getloadavg`` unless given).
+
+    Examples
+    --------
+    >>> cores_contended(2.5).applies, cores_contended(0.2).applies
+    (True, False)
+    """
+    if load_per_core is None:
+        if not hasattr(os, "getloadavg"):
+            return Reason(False, "the load average is unknown on this platform")
+        load_per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    load = float(load_per_core)
+    return Reason(
+        load > CONTENDED_LOAD_PER_CORE,
+        f"other processes share the cores (load average {load:.2f} per core): threads wait for each other",
+    )
