@@ -47,7 +47,7 @@ test: $(STAMP) $(ASSETS) browser $(COLAB_STAMP)
 	$(BIN)/efflab assign --check
 	$(BIN)/python -m pytest tests efflab --ignore=tests/colab
 	$(COLAB_VENV)/bin/python -m pip uninstall -q -y efflab 2> /dev/null || true
-	EFFLAB_SOURCE="$(CURDIR)" EFFLAB_STRICT_CHECK=1 \
+	EFFLAB_SOURCE="$(CURDIR)" EFFLAB_STRICT_CHECK=1 EFFLAB_STRICT_CLAIMS=1 \
 	  $(COLAB_VENV)/bin/python -m pytest chapters labs/masters tests/colab -p no:cacheprovider
 
 $(COLAB_STAMP):

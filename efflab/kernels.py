@@ -57,10 +57,11 @@ __all__ = [
     "memory_wall",
     "num_threads",
     "regime_workloads",
+    "more_cores_claim",
 ]
 
 # Shapes of Llama-2-7B (Touvron et al., 2023, Table 1 and the released config): d_model 4096, 32 heads of 128,
-# vocabulary 32000; a 2048-token context.
+# vocabulary 32000; a 2048-token prompt (the model's context window is 4096).
 D_MODEL, HEADS, HEAD_DIM, VOCAB, CONTEXT = 4096, 32, 128, 32000, 2048
 # A MobileNetV2 inverted-residual block at 56x56: 24 channels expanded 6x to 144 (Sandler et al., 2018, Table 2).
 DW_CHANNELS, DW_SIZE = 144, 56
@@ -642,4 +643,55 @@ def kernel_workloads(device=None) -> tuple[Workload, ...]:
             {"padding": 1, "groups": 64},
         ),
         Workload("batch-1 linear", f.linear, (vec, weight), matmul_cost(1, D_MODEL, D_MODEL, 4)),
+    )
+
+
+# A gain of the matmul from more cores below this is no gain at all on a shared VM (one busy neighbour costs ~30 %).
+CORES_GAIN_FLOOR = 0.3
+# One core that moves the add's bytes at under this fraction of the measured DRAM bandwidth cannot saturate memory.
+ONE_CORE_BANDWIDTH_SHARE = 0.7
+
+
+def more_cores_claim(add_times_s, matmul_times_s, add_bytes: float, dram_bytes_per_s: float, caches=None):
+    """The roofline's expectation for more cores, judged on measured times (:mod:`efflab.claims`): they speed up the
+    compute-bound matmul (by > 30 %) far more than the memory-bound add (the add gains less than half as much).
+
+    ``add_times_s`` and ``matmul_times_s`` are ``(one core, all cores)`` times (s); ``add_bytes`` the add's compulsory
+    bytes; ``dram_bytes_per_s`` the measured DRAM ceiling. Diagnoses: other processes use the cores; the add's working
+    set fits a cache (cache bandwidth grows with cores); one core alone moves the add's bytes well below the DRAM
+    ceiling, so a second core raises its bandwidth as well.
+
+    Examples
+    --------
+    >>> print(more_cores_claim((10e-3, 9.8e-3), (0.1, 0.052), 2e8, 2e10, caches={"l3": 8 << 20}))
+    held here: more cores speed up the compute-bound matmul far more than the memory-bound add (matmul
+      x1.92, add x1.02)
+    >>> v = more_cores_claim((20e-3, 10e-3), (0.1, 0.052), 2e8, 2e10, caches={"l3": 8 << 20})
+    >>> print(v.why)
+    one core moves the add's bytes at 10 GB/s, 50% of the measured 20 GB/s DRAM bandwidth: it cannot saturate memory alone, so more cores raised the add's bandwidth as well
+    """
+    from efflab.claims import check, cores_contended, fits_cache, reason
+
+    add_1, add_n = (float(t) for t in add_times_s)
+    mm_1, mm_n = (float(t) for t in matmul_times_s)
+    for name, value in (("add_times_s", min(add_1, add_n)), ("matmul_times_s", min(mm_1, mm_n))):
+        if not value > 0:
+            raise ValueError(f"{name} must hold two times > 0 (s); got {value!r}")
+    add_gain, mm_gain = add_1 / add_n - 1, mm_1 / mm_n - 1
+    one_core_bw = float(add_bytes) / add_1
+    share = one_core_bw / float(dram_bytes_per_s)
+    return check(
+        "more cores speed up the compute-bound matmul far more than the memory-bound add",
+        mm_gain > CORES_GAIN_FLOOR and add_gain < mm_gain / 2,
+        f"matmul x{mm_1 / mm_n:.2f}, add x{add_1 / add_n:.2f}",
+        [
+            cores_contended() if mm_gain <= CORES_GAIN_FLOOR else reason(False, "unused"),
+            fits_cache(add_bytes, caches),
+            reason(
+                share < ONE_CORE_BANDWIDTH_SHARE,
+                f"one core moves the add's bytes at {one_core_bw / 1e9:.3g} GB/s, {share:.0%} of the measured "
+                f"{float(dram_bytes_per_s) / 1e9:.3g} GB/s DRAM bandwidth: it cannot saturate memory alone, so more "
+                "cores raised the add's bandwidth as well",
+            ),
+        ],
     )
