@@ -290,3 +290,32 @@ def test_ceiling_table_rows_follow_the_roofline():
     assert [r[0] for r in t.rows] == [f"compute {d}" for d in CATALOG["H100 SXM"].peak_flops_per_s] + ["memory dram"]
     assert all(r[1] == "-" and r[2].endswith("(spec)") for r in t.rows)  # datasheet only: nothing measured
     assert "ridge point 20 FLOP/B (fp32 over dram)" in t.caption  # 67e12 / 3.35e12 = 20
+
+
+# --- the cores experiment's claim ----------------------------------------------------------------------------------------
+
+
+def test_more_cores_claim_held_and_diagnosed(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.kernels import more_cores_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    dram_only = {"l2": 1 << 20, "l3": 8 << 20}
+    add_bytes, dram = 2e8, 2e10  # one core at 10 ms moves 20 GB/s: the whole DRAM roof
+    assert more_cores_claim((10e-3, 9.8e-3), (0.1, 0.052), add_bytes, dram, dram_only).held
+    # The add gains as much as the matmul because one core reached only half of DRAM: diagnosed from the numbers.
+    v = more_cores_claim((20e-3, 10e-3), (0.1, 0.052), add_bytes, dram, dram_only)
+    assert not v.held and "50% of the measured 20 GB/s" in v.why
+    # The add's 191 MiB fit a reported 480 MiB L3: cache bandwidth grows with cores.
+    v = more_cores_claim((10e-3, 5e-3), (0.1, 0.052), add_bytes, dram, {"l3": 480 << 20})
+    assert "fits in the l3" in v.why
+    # The matmul gained nothing: contention is the diagnosis when the load says so, otherwise nothing explains it.
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (8.0, 8.0, 8.0))
+    v = more_cores_claim((10e-3, 9.9e-3), (0.1, 0.095), add_bytes, dram, dram_only)
+    assert "other processes share the cores" in v.why
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with pytest.raises(UnexplainedClaim):
+        more_cores_claim((10e-3, 9.9e-3), (0.1, 0.095), add_bytes, dram, dram_only)
+    with pytest.raises(ValueError, match="add_times_s"):
+        more_cores_claim((0.0, 1e-3), (0.1, 0.05), add_bytes, dram, dram_only)
