@@ -35,7 +35,10 @@ __all__ = [
     "cores_contended",
     "fits_cache",
     "overhead_dominated",
+    "cpu_times",
+    "hypervisor_steal",
     "reason",
+    "rounds_disagree",
     "within_noise",
 ]
 
@@ -45,6 +48,12 @@ TEXT_WIDTH = 100
 # A load average above this many runnable tasks per core means other work shares the cores (Linux load counts
 # runnable and uninterruptible tasks; 1 per core is a fully busy machine).
 CONTENDED_LOAD_PER_CORE = 1.0
+# Hypervisor steal above this share of the CPU time of an experiment means a virtual CPU was not running for part of
+# it (Linux /proc/stat "steal": time the host gave this VM's vCPU to other guests).
+STEAL_SHARE_ABOVE = 0.05
+# Repeated rounds of one measurement that differ by more than this (slowest / fastest - 1) show a machine whose speed
+# changed during the experiment (2-6 % is the usual spread of a quiet 2-core VM, measured while writing this).
+ROUNDS_SPREAD_ABOVE = 0.2
 
 
 class UnexplainedClaim(AssertionError):
@@ -265,4 +274,71 @@ def cores_contended(load_per_core: float | None = None) -> Reason:
     return Reason(
         load > CONTENDED_LOAD_PER_CORE,
         f"other processes share the cores (load average {load:.2f} per core): threads wait for each other",
+    )
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """``(total, steal)`` CPU time of all CPUs so far, in clock ticks, from the first line of ``/proc/stat``; None
+    where it cannot be read. Take one before and one after an experiment for :func:`hypervisor_steal`.
+
+    Examples
+    --------
+    >>> t = cpu_times()
+    >>> t is None or t[0] >= t[1] >= 0
+    True
+    """
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(ticks), ticks[7]
+
+
+def hypervisor_steal(before, after) -> Reason:
+    """Reason "the hypervisor took the vCPUs away": the steal share of the CPU time between two :func:`cpu_times`
+    samples is above ``STEAL_SHARE_ABOVE``.
+
+    Examples
+    --------
+    >>> hypervisor_steal((1000, 10), (2000, 110)).text
+    'the hypervisor ran other guests on these vCPUs for 10% of the experiment (steal time): threads waited'
+    >>> hypervisor_steal(None, (2000, 110)).applies
+    False
+    """
+    if before is None or after is None or after[0] <= before[0]:
+        return Reason(False, "steal time is not readable here")
+    share = (after[1] - before[1]) / (after[0] - before[0])
+    return Reason(
+        share > STEAL_SHARE_ABOVE,
+        f"the hypervisor ran other guests on these vCPUs for {share:.0%} of the experiment (steal time): threads "
+        "waited",
+    )
+
+
+def rounds_disagree(*rounds_s) -> Reason:
+    """Reason "the machine's speed changed during the experiment": some series of repeated times (s) has its slowest
+    round more than ``ROUNDS_SPREAD_ABOVE`` above its fastest.
+
+    Examples
+    --------
+    >>> rounds_disagree([1.0, 1.05, 1.02], [2.0, 2.9, 2.1]).text
+    "repeated rounds of the same measurement differ by up to 45%: the machine's speed changed during the experiment"
+    >>> rounds_disagree([1.0, 1.05], [2.0, 2.1]).applies
+    False
+    """
+    spreads = []
+    for series in rounds_s:
+        times = [float(t) for t in series]
+        if not times or min(times) <= 0:
+            raise ValueError(f"rounds_s must be sequences of times > 0 (s); got {series!r}")
+        spreads.append(max(times) / min(times) - 1)
+    worst = max(spreads, default=0.0)
+    return Reason(
+        worst > ROUNDS_SPREAD_ABOVE,
+        f"repeated rounds of the same measurement differ by up to {worst:.0%}: the machine's speed changed during "
+        "the experiment",
     )

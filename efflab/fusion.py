@@ -210,11 +210,16 @@ class FusionComparison:
             f"time {self.speedup:.3g}x for {self.bytes_ratio:.3g}x the bytes",
             [per_op if self.speedup > self.bytes_ratio else compute_heavy, overhead_dominated(fused.time_s, latency_s)],
         )
+        unfused_slow = reason(
+            share[unfused.name] < 0.5,
+            f"the unfused chain reaches only {share[unfused.name]:.0%} of the {dram / 1e9:.3g} GB/s DRAM roof: "
+            f"beyond its traffic, each of its {unfused.kernels} ops allocates and first-touches a new tensor",
+        )
         memory_bound = check(
             "both variants are memory-bound (each at >= 50% of the measured DRAM bandwidth)",
             min(share.values()) >= 0.5,
             f"unfused {share[unfused.name]:.0%}, fused {share[fused.name]:.0%} of {dram / 1e9:.3g} GB/s",
-            [fits_cache(fused.bytes_moved, caches), compute_heavy, per_op],
+            [fits_cache(fused.bytes_moved, caches), compute_heavy, per_op, unfused_slow],
         )
         return faster, follows, memory_bound
 

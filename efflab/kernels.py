@@ -652,14 +652,18 @@ CORES_GAIN_FLOOR = 0.3
 ONE_CORE_BANDWIDTH_SHARE = 0.7
 
 
-def more_cores_claim(add_times_s, matmul_times_s, add_bytes: float, dram_bytes_per_s: float, caches=None):
+def more_cores_claim(
+    add_times_s, matmul_times_s, add_bytes: float, dram_bytes_per_s: float, caches=None, cpu_times_before=None
+):
     """The roofline's expectation for more cores, judged on measured times (:mod:`efflab.claims`): they speed up the
     compute-bound matmul (by > 30 %) far more than the memory-bound add (the add gains less than half as much).
 
-    ``add_times_s`` and ``matmul_times_s`` are ``(one core, all cores)`` times (s); ``add_bytes`` the add's compulsory
-    bytes; ``dram_bytes_per_s`` the measured DRAM ceiling. Diagnoses: other processes use the cores; the add's working
-    set fits a cache (cache bandwidth grows with cores); one core alone moves the add's bytes well below the DRAM
-    ceiling, so a second core raises its bandwidth as well.
+    ``add_times_s`` and ``matmul_times_s`` are ``(one core, all cores)`` times (s), each a number or the times of
+    repeated rounds (the fastest counts); ``add_bytes`` the add's compulsory bytes; ``dram_bytes_per_s`` the measured
+    DRAM ceiling; ``cpu_times_before`` an :func:`efflab.claims.cpu_times` sample taken before the experiment.
+    Diagnoses, in this order: the hypervisor took the vCPUs away (steal); other processes use the cores; the add's
+    working set fits a cache; the rounds disagree (the machine's speed changed); the add ran above the DRAM ceiling
+    measured earlier (it drifted); one core alone moves the add's bytes well below the DRAM ceiling.
 
     Examples
     --------
@@ -670,28 +674,47 @@ def more_cores_claim(add_times_s, matmul_times_s, add_bytes: float, dram_bytes_p
     >>> print(v.why)
     one core moves the add's bytes at 10 GB/s, 50% of the measured 20 GB/s DRAM bandwidth: it cannot saturate memory alone, so more cores raised the add's bandwidth as well
     """
-    from efflab.claims import check, cores_contended, fits_cache, reason
+    from efflab.claims import (
+        check,
+        cores_contended,
+        cpu_times,
+        fits_cache,
+        hypervisor_steal,
+        reason,
+        rounds_disagree,
+    )
 
-    add_1, add_n = (float(t) for t in add_times_s)
-    mm_1, mm_n = (float(t) for t in matmul_times_s)
-    for name, value in (("add_times_s", min(add_1, add_n)), ("matmul_times_s", min(mm_1, mm_n))):
-        if not value > 0:
-            raise ValueError(f"{name} must hold two times > 0 (s); got {value!r}")
+    def series(pair, name):
+        out = [[float(t)] if isinstance(t, (int, float)) else [float(x) for x in t] for t in pair]
+        if len(out) != 2 or min(min(s, default=0.0) for s in out) <= 0:
+            raise ValueError(f"{name} must hold two times > 0 (s), or two lists of round times; got {pair!r}")
+        return out
+
+    add_rounds, mm_rounds = series(add_times_s, "add_times_s"), series(matmul_times_s, "matmul_times_s")
+    (add_1, add_n), (mm_1, mm_n) = ([min(s) for s in add_rounds]), ([min(s) for s in mm_rounds])
     add_gain, mm_gain = add_1 / add_n - 1, mm_1 / mm_n - 1
-    one_core_bw = float(add_bytes) / add_1
-    share = one_core_bw / float(dram_bytes_per_s)
+    dram = float(dram_bytes_per_s)
+    one_core_bw, all_cores_bw = float(add_bytes) / add_1, float(add_bytes) / add_n
+    share = one_core_bw / dram
     return check(
         "more cores speed up the compute-bound matmul far more than the memory-bound add",
         mm_gain > CORES_GAIN_FLOOR and add_gain < mm_gain / 2,
         f"matmul x{mm_1 / mm_n:.2f}, add x{add_1 / add_n:.2f}",
         [
+            hypervisor_steal(cpu_times_before, cpu_times() if cpu_times_before is not None else None),
             cores_contended() if mm_gain <= CORES_GAIN_FLOOR else reason(False, "unused"),
             fits_cache(add_bytes, caches),
+            rounds_disagree(*add_rounds, *mm_rounds),
+            reason(
+                all_cores_bw > 1.1 * dram,
+                f"the add just moved {all_cores_bw / 1e9:.3g} GB/s, above the {dram / 1e9:.3g} GB/s DRAM ceiling "
+                "measured earlier: the machine's bandwidth changed between the two measurements",
+            ),
             reason(
                 share < ONE_CORE_BANDWIDTH_SHARE,
                 f"one core moves the add's bytes at {one_core_bw / 1e9:.3g} GB/s, {share:.0%} of the measured "
-                f"{float(dram_bytes_per_s) / 1e9:.3g} GB/s DRAM bandwidth: it cannot saturate memory alone, so more "
-                "cores raised the add's bandwidth as well",
+                f"{dram / 1e9:.3g} GB/s DRAM bandwidth: it cannot saturate memory alone, so more cores raised the "
+                "add's bandwidth as well",
             ),
         ],
     )

@@ -65,8 +65,18 @@ def test_noise_overhead_and_contention_thresholds():
         (lambda: within_noise(0.0, 0.1), ValueError, "ratio"),
         (lambda: within_noise(1.0, -0.1), ValueError, "spread"),
         (lambda: overhead_dominated(0.0, 1e-6), ValueError, "time_s"),
+        (lambda: claims.rounds_disagree([1.0], [0.0, 1.0]), ValueError, "rounds_s"),
     ],
 )
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_steal_and_rounds_reasons():
+    assert claims.hypervisor_steal((1000, 10), (2000, 70)).applies  # 6 % of the ticks were stolen
+    assert not claims.hypervisor_steal((1000, 10), (2000, 50)).applies  # 4 %
+    assert not claims.hypervisor_steal((1000, 10), (1000, 10)).applies  # no time passed
+    assert claims.rounds_disagree([1.0, 1.21]).applies and not claims.rounds_disagree([1.0, 1.2]).applies
+    sample = claims.cpu_times()
+    assert sample is None or (sample[0] >= sample[1] >= 0)
