@@ -324,6 +324,12 @@ def embedding_cost(num_tokens: int, embedding_dim: int, dtype_bytes=4, index_byt
 # add), divide by the sum (1). exp costs several instructions in hardware; one FLOP per transcendental is the usual
 # counting convention (FlopCounterMode counts softmax as 0).
 SOFTMAX_FLOPS_PER_ELEMENT = 5
+# GELU per element, counted the same way (one FLOP per elementary operation, a transcendental included). Exact form
+# 0.5 x (1 + erf(x / sqrt(2))): divide, erf, add, multiply, multiply. tanh form (Hendrycks & Gimpel, 2016)
+# 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): the 8 aten ops it runs when written out (pow, mul, add, mul, tanh,
+# add, mul, mul), so a fused GELU and its unfused chain count the same arithmetic.
+GELU_ERF_FLOPS_PER_ELEMENT = 5
+GELU_TANH_FLOPS_PER_ELEMENT = 8
 
 
 def softmax_cost(numel: int, dtype_bytes=4) -> OpCost:

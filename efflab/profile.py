@@ -7,8 +7,9 @@
   with the same decomposition rule as ``FlopCounterMode``, so those totals equal ``FlopCounterMode``'s exactly
   (``OpProfile.flop_counter_flops``). ``FlopCounterMode`` counts every other op as 0 FLOPs and has no formula for the
   CPU attention kernel ``_scaled_dot_product_flash_attention_for_cpu``; efflab adds: the same SDPA formula for that
-  kernel; 1 FLOP per output element for pointwise ops (``torch.Tag.pointwise``; a transcendental such as ``exp`` or the
-  GELU counts as one, as FLOP counters conventionally do; ``addcmul``/``addcdiv`` 2); 1 per input element for
+  kernel; 1 FLOP per output element for pointwise ops (``torch.Tag.pointwise``; a transcendental such as ``exp`` or
+  ``tanh`` counts as one, as FLOP counters conventionally do; ``addcmul``/``addcdiv`` 2; GELU as its elementary
+  operations, 5 for the erf form and 8 for the tanh form, ``GELU_*_FLOPS_PER_ELEMENT``); 1 per input element for
   reductions (sum, mean, max, ...), 4 for ``var``/``std`` (mean pass, subtract, square, accumulate); softmax and
   layer norm as in :mod:`efflab.roofline` (``SOFTMAX_FLOPS_PER_ELEMENT``, ``LAYERNORM_*``); batch norm 4 per element
   at inference (subtract, scale by 1/sigma, weight, bias) and 8 in training (+ mean and variance); pooling one
@@ -49,6 +50,8 @@ import numpy as np
 
 from efflab import _validate as v
 from efflab.opcost import (
+    GELU_ERF_FLOPS_PER_ELEMENT,
+    GELU_TANH_FLOPS_PER_ELEMENT,
     LAYERNORM_AFFINE_FLOPS_PER_ELEMENT,
     LAYERNORM_FLOPS_PER_ELEMENT,
     LAYERNORM_FLOPS_PER_ROW,
@@ -286,9 +289,9 @@ def _fused_flop_parts(func, args, kwargs) -> tuple[dict[str, float], str]:
     projection (GEMM + bias add), attention (SDPA formula without weights; with ``need_weights`` the query scale, QK^T,
     softmax, AV and, with ``average_attn_weights``, the mean over heads) and the output projection.
     ``aten._transformer_encoder_layer_fwd`` adds what ``nn.TransformerEncoderLayer`` runs around that attention (with
-    ``need_weights=False``): two residual adds, two layer norms, the FFN GEMMs and its ReLU or GELU (one FLOP per element
-    each); ``norm_first`` reorders these without changing the count, and a mask changes no count (the unfused SDPA and
-    ``baddbmm`` formulas ignore it). A nested-tensor input is counted sequence by sequence on its real tokens.
+    ``need_weights=False``): two residual adds, two layer norms, the FFN GEMMs and its ReLU (one FLOP per element) or
+    GELU (``GELU_ERF_FLOPS_PER_ELEMENT``); ``norm_first`` reorders these without changing the count, and a mask changes
+    no count (the unfused SDPA and ``baddbmm`` formulas ignore it). A nested-tensor input is counted sequence by sequence on its real tokens.
 
     Parameters
     ----------
@@ -328,7 +331,8 @@ def _fused_flop_parts(func, args, kwargs) -> tuple[dict[str, float], str]:
             tokens, d, a["norm_weight_2"]
         )
         parts["ffn_gemms"] = float(mm_flop((tokens, d), (d, ffn)) + mm_flop((tokens, ffn), (ffn, d)))  # addmm each
-        parts["ffn_activation"] = float(tokens * ffn)  # ReLU or GELU: 1 FLOP per element
+        # ReLU: 1 FLOP per element; GELU (the layer's F.gelu, erf form) as profile counts aten.gelu.
+        parts["ffn_activation"] = float(tokens * ffn * (GELU_ERF_FLOPS_PER_ELEMENT if a["use_gelu"] else 1))
         how = f"{'gelu' if a['use_gelu'] else 'relu'}, {'pre' if a['norm_first'] else 'post'}-norm"
     rule = f"{_FUSED_RULES[name]} ({how})"
     if query.is_nested:
@@ -375,6 +379,10 @@ def _flops(func, args, kwargs, out, registry) -> tuple[float, str]:
     if base in _REDUCTION_FLOPS and first_in is not None:
         per = _REDUCTION_FLOPS[base]
         return float(per * first_in.numel()), f"efflab: {per}/input element"
+    if base in ("gelu", "gelu_") and numel_out:
+        form = kwargs.get("approximate", args[1] if len(args) > 1 else "none")
+        per = GELU_TANH_FLOPS_PER_ELEMENT if form == "tanh" else GELU_ERF_FLOPS_PER_ELEMENT
+        return float(per * numel_out), f"efflab: {per}/element (GELU, {form}: one per elementary operation)"
     if torch.Tag.pointwise in func.tags or base in _POINTWISE_FLOPS:
         per = _POINTWISE_FLOPS.get(base, 1)
         return float(per * numel_out), f"efflab: {per}/element"

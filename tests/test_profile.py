@@ -330,7 +330,7 @@ def test_fused_encoder_layer_hand_count():
     _, (rec,) = fused_profile(model, x)
     n, f, dh = batch * seq, 4 * d, d // heads
     gemms = 2 * n * d * 3 * d + 2 * (2 * batch * heads * seq * seq * dh) + 2 * n * d * d + 2 * (2 * n * d * f)
-    elementwise = n * 3 * d + 2 * n * d + n * f  # QKV bias add, two residual adds, GELU
+    elementwise = n * 3 * d + 2 * n * d + 5 * n * f  # QKV bias add, two residual adds, GELU (erf form: 5 ops)
     norms = 2 * ((5 + 2) * n * d + 4 * n)  # efflab.opcost.layernorm_cost's count, twice
     assert rec.flops == gemms + elementwise + norms
     assert "gelu" in rec.flop_rule and "pre-norm" in rec.flop_rule
@@ -368,3 +368,18 @@ def test_fused_encoder_with_padding_mask_counts_real_tokens():
     assert prof.total_flops == pytest.approx(per_sequence, rel=0.01)
     padded = profile_ops(lambda t: model(t, src_key_padding_mask=pad), x, roofline=ROOF, repeats=0)
     assert prof.total_flops < padded.total_flops  # the padded unfused path also computes the padding
+
+
+@pytest.mark.parametrize(("approximate", "per"), [("none", 5), ("tanh", 8)])
+def test_gelu_counts_its_elementary_operations(approximate, per):
+    # One convention for every op: one FLOP per elementary operation, a transcendental included (softmax: 5).
+    # The tanh form written out is 8 aten ops of 1 FLOP each, so fused and unfused GELU count the same arithmetic.
+    from efflab.fusion import gelu_tanh_unfused
+
+    x = torch.randn(1000)
+    (rec,) = [
+        r for r in profile_ops(lambda t: torch.nn.functional.gelu(t, approximate=approximate), x, roofline=ROOF).records
+    ]
+    assert rec.flops == per * x.numel() and "GELU" in rec.flop_rule
+    if approximate == "tanh":
+        assert profile_ops(gelu_tanh_unfused, x, roofline=ROOF).total_flops == rec.flops
