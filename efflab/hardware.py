@@ -108,8 +108,9 @@ _V100_SHEET = "NVIDIA Tesla V100 datasheet (SXM2)"
 _AMPERE = "NVIDIA A100 Tensor Core GPU datasheet (SXM; sparse figures with * are 2x, not used)"
 _HOPPER = "NVIDIA H100 Tensor Core GPU datasheet (SXM; sparse figures with * are 2x, not used)"
 
-# Figures per /work/shared/REFERENCE.md. Turing (T4) and Volta (V100) Tensor Cores have no structured sparsity, so
-# their datasheet numbers are dense; Ampere, Ada and Hopper datasheets print sparse figures (2x), halved here.
+# Figures from the NVIDIA datasheets each entry names (chapters/references.md). Turing (T4) and Volta (V100) Tensor
+# Cores have no structured sparsity, so their datasheet numbers are dense; Ampere, Ada and Hopper datasheets print
+# sparse figures (2x), halved here.
 CATALOG: Mapping[str, Device] = MappingProxyType(
     {
         "T4": _gpu(

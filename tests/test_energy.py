@@ -18,7 +18,7 @@ from efflab.energy import (
     op_energy_j,
 )
 
-# Horowitz ISSCC 2014, 45 nm, transcribed independently from /work/shared/REFERENCE.md (pJ).
+# Horowitz ISSCC 2014, 45 nm, transcribed independently from the paper's table (pJ; chapters/references.md).
 SOURCE_TABLE_PJ = {
     "int8_add": 0.03,
     "fp16_add": 0.4,

@@ -23,7 +23,7 @@ from efflab.hardware import (
     parse_cpuinfo,
 )
 
-# The oracle: /work/shared/REFERENCE.md's table (dense figures, typed in independently of the catalog):
+# The oracle: the NVIDIA datasheets' dense figures, typed in independently of the catalog:
 # key -> (fp32 TFLOP/s, fp16/bf16 Tensor Core TFLOP/s, bandwidth GB/s, TDP W, BF16/FP16 ridge FLOP/B)
 REFERENCE = {
     "T4": (8.1, 65, 320, 70, 203),
