@@ -696,13 +696,14 @@ def more_cores_claim(
     dram = float(dram_bytes_per_s)
     one_core_bw, all_cores_bw = float(add_bytes) / add_1, float(add_bytes) / add_n
     share = one_core_bw / dram
+    contended = cores_contended()  # explains a matmul that gained nothing, not an add that gained too much
     return check(
         "more cores speed up the compute-bound matmul far more than the memory-bound add",
         mm_gain > CORES_GAIN_FLOOR and add_gain < mm_gain / 2,
         f"matmul x{mm_1 / mm_n:.2f}, add x{add_1 / add_n:.2f}",
         [
             hypervisor_steal(cpu_times_before, cpu_times() if cpu_times_before is not None else None),
-            cores_contended() if mm_gain <= CORES_GAIN_FLOOR else reason(False, "unused"),
+            reason(mm_gain <= CORES_GAIN_FLOOR and contended.applies, contended.text),
             fits_cache(add_bytes, caches),
             rounds_disagree(*add_rounds, *mm_rounds),
             reason(
