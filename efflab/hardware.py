@@ -57,6 +57,10 @@ class Device:
     year: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     estimated: bool = False
+    # Peaks of the vector (non-Tensor-Core) units, per dtype (FLOP/s): elementwise ops, norms and softmax run there.
+    vector_flops_per_s: Mapping[str, float] = field(default_factory=dict)
+    # Exponentials per second of the special-function units (exp/s): the exp of a softmax or a GELU runs there.
+    exp_per_s: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip():
@@ -84,6 +88,15 @@ class Device:
         object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
         if not isinstance(self.estimated, bool):
             raise TypeError(f"estimated must be True or False; got {self.estimated!r}")
+        if not isinstance(self.vector_flops_per_s, Mapping):
+            raise TypeError("vector_flops_per_s must be a mapping dtype -> FLOP/s")
+        vector = {}
+        for dtype, peak in self.vector_flops_per_s.items():
+            dtype = v.choice(dtype, "vector_flops_per_s dtype", list(DTYPE_BYTES))
+            vector[dtype] = float(v.positive(peak, f"vector_flops_per_s[{dtype!r}]", "FLOP/s"))
+        object.__setattr__(self, "vector_flops_per_s", MappingProxyType(vector))
+        if self.exp_per_s is not None:
+            object.__setattr__(self, "exp_per_s", float(v.positive(self.exp_per_s, "exp_per_s", "exp/s")))
 
     def ridge_point(self, dtype: str = "fp32") -> float:
         """Ridge point ``R_peak[dtype] / BW`` in FLOP/byte."""
@@ -95,18 +108,47 @@ class Device:
         return Roofline.from_device(self)
 
 
-def _gpu(name, year, peaks, bandwidth, tdp_w, l2_bytes, datasheet, notes):
+# Every NVIDIA SM since Volta (compute capability 7.0-9.0) computes 16 exp2 results per clock on its special-function
+# units (CUDA C++ Programming Guide, "Arithmetic Instructions" throughput table: base-2 exponential, 16 per SM per
+# clock); exp(x) is one MUFU.EX2 after a multiply by log2(e).
+SFU_EXP_PER_CLOCK_PER_SM = 16
+_SFU = "CUDA C++ Programming Guide (16 exp2 per SM per clock)"
+
+
+def _gpu(name, year, peaks, bandwidth, tdp_w, l2_bytes, datasheet, notes, vector=None, sm_clock=None):
+    """A catalog GPU. ``vector`` = (fp32, fp16, bf16 or None, source) non-Tensor-Core peaks in FLOP/s; ``sm_clock`` =
+    (SMs, boost clock in Hz, source) from which the SFU exponential rate follows."""
     sources = {f"peak_flops_per_s.{dtype}": f"{datasheet} (dense)" for dtype in peaks}
     sources |= {key: datasheet for key in _FIELDS}
+    vector_peaks, exp_per_s = {}, None
+    if vector is not None:
+        *rates, where = vector
+        vector_peaks = {d: r for d, r in zip(("fp32", "fp16", "bf16"), rates, strict=True) if r is not None}
+        sources |= {f"vector_flops_per_s.{d}": where for d in vector_peaks}
+    if sm_clock is not None:
+        sms, clock_hz, where = sm_clock
+        exp_per_s = sms * SFU_EXP_PER_CLOCK_PER_SM * clock_hz
+        sources["exp_per_s"] = f"{sms} SMs x 16 exp/clock ({_SFU}) x {clock_hz / 1e9:.3g} GHz boost ({where})"
     sources |= notes
-    return Device(name, "gpu", peaks, bandwidth, tdp_w, l2_bytes, year, sources)
+    return Device(name, "gpu", peaks, bandwidth, tdp_w, l2_bytes, year, sources, False, vector_peaks, exp_per_s)
 
 
 _T4_SHEET = "NVIDIA T4 Tensor Core GPU datasheet (2019)"
 _TURING = "NVIDIA Turing GPU architecture whitepaper (TU104: 4 MB L2)"
 _V100_SHEET = "NVIDIA Tesla V100 datasheet (SXM2)"
 _AMPERE = "NVIDIA A100 Tensor Core GPU datasheet (SXM; sparse figures with * are 2x, not used)"
+_A100_WHITEPAPER = "NVIDIA A100 Tensor Core GPU architecture whitepaper"
+_A100_VECTOR = (19.5e12, 78e12, 39e12, f"{_A100_WHITEPAPER} (non-Tensor FP16 78, BF16 39 TFLOPS)")
+_A100_SMS = (108, 1.41e9, f"{_A100_WHITEPAPER} (108 SMs, 1410 MHz)")
 _HOPPER = "NVIDIA H100 Tensor Core GPU datasheet (SXM; sparse figures with * are 2x, not used)"
+_HOPPER_WHITEPAPER = "NVIDIA H100 Tensor Core GPU architecture whitepaper"
+_HOPPER_VECTOR = (66.9e12, 133.8e12, 133.8e12, f"{_HOPPER_WHITEPAPER} (SXM5: non-Tensor FP16/BF16 133.8 TFLOPS)")
+# 132 x 16 x 1.83 GHz = 3.87e12 exp/s: the "3.9 TFLOPS of special functions" of FlashAttention-3 (Shah et al. 2024).
+_HOPPER_SMS = (
+    132,
+    1.83e9,
+    f"{_HOPPER_WHITEPAPER} (SXM5: 132 SMs, 1830 MHz Tensor Core boost); FlashAttention-3: 3.9e12",
+)
 
 # Figures from the NVIDIA datasheets each entry names (chapters/references.md). Turing (T4) and Volta (V100) Tensor
 # Cores have no structured sparsity, so their datasheet numbers are dense; Ampere, Ada and Hopper datasheets print
@@ -126,6 +168,8 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
                 "l2_bytes": _TURING,
                 "year": "announced at GTC Japan, September 2018",
             },
+            (8.1e12, 16.2e12, None, f"{_TURING}: FP16 at twice the FP32 rate on the CUDA cores"),
+            (40, 1.59e9, f"{_T4_SHEET} and the Turing whitepaper (40 SMs, 1590 MHz)"),
         ),
         "L4": _gpu(
             "NVIDIA L4",
@@ -139,6 +183,8 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
                 "l2_bytes": "NVIDIA Ada GPU architecture whitepaper (AD104: 48 MB L2)",
                 "year": "announced GTC, March 2023",
             },
+            (30.3e12, 30.3e12, 30.3e12, "NVIDIA Ada GPU architecture whitepaper (non-Tensor FP16/BF16 = FP32 rate)"),
+            (58, 2.04e9, "NVIDIA L4 datasheet and Ada whitepaper (58 SMs, 2040 MHz)"),
         ),
         "V100 SXM2": _gpu(
             "NVIDIA V100 SXM2",
@@ -149,6 +195,8 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
             6 * 2**20,
             _V100_SHEET,
             {"l2_bytes": "NVIDIA Tesla V100 GPU architecture whitepaper (6144 KB L2)", "year": "GTC, May 2017"},
+            (15.7e12, 31.4e12, None, "NVIDIA Tesla V100 GPU architecture whitepaper (FP16 non-Tensor 31.4 TFLOPS)"),
+            (80, 1.53e9, "NVIDIA Tesla V100 GPU architecture whitepaper (80 SMs, 1530 MHz)"),
         ),
         "A100 40GB SXM": _gpu(
             "NVIDIA A100 40GB SXM",
@@ -159,6 +207,8 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
             40 * 2**20,
             _AMPERE,
             {"l2_bytes": "NVIDIA A100 Tensor Core GPU architecture whitepaper (40 MB L2)", "year": "GTC, May 2020"},
+            _A100_VECTOR,
+            _A100_SMS,
         ),
         "A100 80GB SXM": _gpu(
             "NVIDIA A100 80GB SXM",
@@ -169,6 +219,8 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
             40 * 2**20,
             _AMPERE,
             {"l2_bytes": "NVIDIA A100 Tensor Core GPU architecture whitepaper (40 MB L2)", "year": "November 2020"},
+            _A100_VECTOR,
+            _A100_SMS,
         ),
         "H100 SXM": _gpu(
             "NVIDIA H100 SXM",
@@ -183,6 +235,8 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
                 "l2_bytes": "NVIDIA H100 Tensor Core GPU architecture whitepaper (SXM5: 50 MB L2)",
                 "year": "shipping 2022 (announced GTC, March 2022)",
             },
+            _HOPPER_VECTOR,
+            _HOPPER_SMS,
         ),
         "H200 SXM": _gpu(
             "NVIDIA H200 SXM",
@@ -196,6 +250,8 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
                 "l2_bytes": "NVIDIA H100 architecture whitepaper (same GH100 die: 50 MB L2)",
                 "year": "shipping 2024 (announced November 2023)",
             },
+            _HOPPER_VECTOR,
+            _HOPPER_SMS,
         ),
     }
 )

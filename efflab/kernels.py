@@ -45,6 +45,7 @@ __all__ = [
     "KernelCase",
     "MeasuredOp",
     "MemoryWallRow",
+    "UnitClassification",
     "Table",
     "Workload",
     "annual_growth",
@@ -58,6 +59,10 @@ __all__ = [
     "num_threads",
     "regime_workloads",
     "more_cores_claim",
+    "bound_claim",
+    "proportional_claim",
+    "resident_level",
+    "unit_classify",
 ]
 
 # Shapes of Llama-2-7B (Touvron et al., 2023, Table 1 and the released config): d_model 4096, 32 heads of 128,
@@ -75,10 +80,18 @@ class KernelCase:
     cost: OpCost
     shape: str
     reuse: str  # "low": each byte is used about once; "high": each byte feeds many FLOPs
+    # The GPU unit that runs its arithmetic: "tensor" (matrix multiplies: Tensor Cores) or "vector" (elementwise,
+    # reductions, gathers, depthwise convolution: the CUDA cores).
+    unit: str = "tensor"
+    sfu_ops: float = 0.0  # exponentials and reciprocal square roots, which the special-function units compute
 
     @property
     def flops(self) -> float:
         return self.cost.flops
+
+    def classify(self, device, dtype: str = "fp16"):
+        """Regime on a catalog GPU against the ceiling of the unit that runs this kernel (:func:`unit_classify`)."""
+        return unit_classify(self, device, dtype)
 
     @property
     def bytes_moved(self) -> float:
@@ -111,13 +124,28 @@ def kernel_catalog(dtype: str = "fp16") -> tuple[KernelCase, ...]:
     v.choice(dtype, "dtype", list(DTYPE_BYTES))
     tokens = CONTEXT * D_MODEL
     return (
-        KernelCase("embedding lookup", embedding_cost(CONTEXT, D_MODEL, dtype), f"{CONTEXT} tokens x {D_MODEL}", "low"),
-        KernelCase("layer norm", layernorm_cost(tokens, D_MODEL, dtype), f"{CONTEXT} x {D_MODEL}", "low"),
+        KernelCase(
+            "embedding lookup",
+            embedding_cost(CONTEXT, D_MODEL, dtype),
+            f"{CONTEXT} tokens x {D_MODEL}",
+            "low",
+            unit="vector",
+        ),
+        KernelCase(
+            "layer norm",
+            layernorm_cost(tokens, D_MODEL, dtype),
+            f"{CONTEXT} x {D_MODEL}",
+            "low",
+            unit="vector",
+            sfu_ops=CONTEXT,  # one reciprocal square root per row
+        ),
         KernelCase(
             "softmax (scores)",
             softmax_cost(HEADS * CONTEXT * CONTEXT, dtype),
             f"{HEADS} heads x {CONTEXT} x {CONTEXT}",
             "low",
+            unit="vector",
+            sfu_ops=HEADS * CONTEXT * CONTEXT,  # one exponential per score
         ),
         KernelCase(
             "depthwise conv 3x3",
@@ -126,6 +154,7 @@ def kernel_catalog(dtype: str = "fp16") -> tuple[KernelCase, ...]:
             ),
             f"{DW_CHANNELS} ch x {DW_SIZE}x{DW_SIZE}",
             "low",
+            unit="vector",
         ),
         KernelCase(
             "batch-1 linear", matmul_cost(1, D_MODEL, D_MODEL, dtype), f"1 x {D_MODEL} @ {D_MODEL} x {D_MODEL}", "low"
@@ -148,6 +177,64 @@ def kernel_catalog(dtype: str = "fp16") -> tuple[KernelCase, ...]:
             f"{HEADS} heads x {CONTEXT} tokens, causal",
             "high",
         ),
+    )
+
+
+@dataclass(frozen=True)
+class UnitClassification:
+    """A kernel's iron-law terms on one GPU, the compute term taken on the unit that runs it.
+
+    ``compute_time_s = max(O / R_unit[dtype], sfu_ops / R_exp)``: vector kernels are bounded by the CUDA cores' peak
+    and by the special-function units' rate, matrix multiplies by the Tensor Cores. ``ceiling`` names the binding
+    compute ceiling ("Tensor Cores", "vector units" or "SFU (exp)").
+    """
+
+    regime: str
+    ceiling: str
+    memory_time_s: float
+    compute_time_s: float
+    vector_time_s: float
+    sfu_time_s: float
+
+
+def unit_classify(case: KernelCase, device, dtype: str = "fp16") -> UnitClassification:
+    """Classify a :class:`KernelCase` on a catalog GPU against the ceiling of the unit that runs it.
+
+    Softmax and normalization never touch Tensor Cores: their FLOPs run on the vector units
+    (``Device.vector_flops_per_s``) and their exponentials on the special-function units (``Device.exp_per_s``).
+    Comparing them with the Tensor Core peak understates their compute time 7x (H100: 989.4 vs 133.8 TFLOP/s fp16)
+    and ignores the exponentials altogether.
+
+    Examples
+    --------
+    >>> softmax = next(k for k in kernel_catalog("fp16") if k.name == "softmax (scores)")
+    >>> c = unit_classify(softmax, "H100 SXM")
+    >>> c.regime, c.ceiling, round(c.memory_time_s * 1e6), round(c.vector_time_s * 1e6, 1), round(c.sfu_time_s * 1e6)
+    ('memory', 'SFU (exp)', 160, 5.0, 35)
+    """
+    from efflab.hardware import Device, get_device
+
+    if not isinstance(case, KernelCase):
+        raise TypeError(f"case must be a KernelCase (kernel_catalog()); got {type(case).__name__}")
+    device = device if isinstance(device, Device) else get_device(device)
+    memory_s = case.bytes_moved / device.bandwidth_bytes_per_s
+    sfu_s = 0.0
+    if case.unit == "tensor":
+        peak, name = device.peak_flops_per_s.get(dtype), "Tensor Cores"
+    else:
+        peak, name = device.vector_flops_per_s.get(dtype) or device.vector_flops_per_s.get("fp32"), "vector units"
+        if case.sfu_ops and device.exp_per_s:
+            sfu_s = case.sfu_ops / device.exp_per_s
+    if peak is None:
+        raise ValueError(
+            f"dtype {dtype!r}: {device.name} has no {name} peak for it; use one of "
+            f"{sorted(device.peak_flops_per_s if case.unit == 'tensor' else device.vector_flops_per_s)}"
+        )
+    vector_s = case.flops / peak
+    compute_s = max(vector_s, sfu_s)
+    ceiling = "SFU (exp)" if sfu_s > vector_s else name
+    return UnitClassification(
+        "memory" if memory_s >= compute_s else "compute", ceiling, memory_s, compute_s, vector_s, sfu_s
     )
 
 
@@ -717,5 +804,146 @@ def more_cores_claim(
                 f"{dram / 1e9:.3g} GB/s DRAM bandwidth: it cannot saturate memory alone, so more cores raised the "
                 "add's bandwidth as well",
             ),
+        ],
+    )
+
+
+def resident_level(roofline: Roofline, working_set_bytes: float, caches: Mapping | None = None) -> str:
+    """The memory level an op's data lives in: the smallest cache the OS reports that holds ``working_set_bytes`` and
+    that has a measured ceiling in ``roofline.memory``; otherwise the slowest level (main memory).
+
+    A cache level whose set ran at DRAM speed gets no ceiling (:func:`efflab.ceilings.measure_ceilings`), so a VM
+    that reports its host's 480 MiB L3 falls back to DRAM here. ``caches`` defaults to
+    :func:`efflab.ceilings.cache_sizes_bytes`; pass ``{}`` on a GPU, whose levels the OS does not report.
+
+    Examples
+    --------
+    >>> roof = Roofline({"fp32": 1e11}, {"dram": 2e10, "l2": 6e10, "l3": 9e10})
+    >>> caches = {"l2": 512 << 10, "l3": 8 << 20}
+    >>> [resident_level(roof, n, caches) for n in (48 << 10, 4 << 20, 64 << 20)]
+    ['l2', 'l3', 'dram']
+    >>> resident_level(Roofline({"fp32": 1e11}, {"dram": 2e10}), 4 << 20, caches)
+    'dram'
+    """
+    size = float(v.positive(working_set_bytes, "working_set_bytes", "bytes"))
+    if caches is None:
+        from efflab.ceilings import cache_sizes_bytes
+
+        caches = cache_sizes_bytes()
+    fitting = sorted((bytes_, level) for level, bytes_ in caches.items() if bytes_ >= size and level in roofline.memory)
+    if fitting:
+        return fitting[0][1]
+    return min(roofline.memory, key=lambda level: roofline.memory[level].value)
+
+
+# An op counts as beating its bound when it runs more than this much faster than the iron law allows: the ceilings
+# are the best of a few repeats and the ops medians, so a few percent either way is the measurement's own spread.
+BOUND_TOLERANCE = 0.1
+# STREAM's rule: each array must be at least 4x the last-level cache for the bytes to come from main memory
+# (McCalpin, STREAM FAQ; chapters/references.md).
+STREAM_LLC_FACTOR = 4
+
+
+def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, cpu_times_before=None):
+    """The roofline's promise, judged on measured ops (:mod:`efflab.claims`): no op runs faster than the iron-law
+    bound on the ceilings of the memory level its data lives in (:func:`resident_level`), within
+    ``BOUND_TOLERANCE``.
+
+    Diagnoses, in this order: the hypervisor took the vCPUs during the ceilings or the ops (steal); other processes
+    share the cores; the fastest op's working set is under STREAM's 4x the last-level cache, so part of it stays
+    cached between repeats although it does not fit whole.
+
+    Examples
+    --------
+    >>> roof = Roofline({"fp32": 1e11}, {"dram": 2e10}, latency_s=3e-6)
+    >>> ops = [MeasuredOp("add", 1e6, 12e6, 7e-4), MeasuredOp("matmul", 2e9, 12e6, 0.03)]
+    >>> print(bound_claim(ops, roof, caches={"l3": 8 << 20}))
+    held here: no op runs faster than the iron-law bound of the level its data lives in (closest: add at
+      86% of its bound)
+    >>> fast = [MeasuredOp("embedding", 0.0, 24e6, 9e-4)]
+    >>> print(bound_claim(fast, roof, caches={"l3": 8 << 20}).why)  # doctest: +NORMALIZE_WHITESPACE
+    the 22.9 MiB working set of embedding is under 4x the 8 MiB last-level cache (STREAM's rule): part of it
+    stays cached between repeats, so not every byte comes from DRAM
+    """
+    from efflab.claims import bytes_text, check, cores_contended, cpu_times, hypervisor_steal, reason
+
+    ops = list(ops)
+    if not ops:
+        raise ValueError("ops must hold at least one MeasuredOp")
+    if caches is None:
+        from efflab.ceilings import cache_sizes_bytes
+
+        caches = cache_sizes_bytes()
+    shares = []  # bound / measured: 1 at the roof, above 1 faster than the roofline allows
+    for op in ops:
+        level = resident_level(roofline, op.bytes_moved, caches)
+        bound_s = roofline.classify(op.flops, op.bytes_moved, level=level).time_s
+        shares.append((bound_s / op.time_s, op, level))
+    share, op, level = max(shares, key=lambda item: item[0])
+    llc = max(caches.values(), default=0)
+    return check(
+        "no op runs faster than the iron-law bound of the level its data lives in",
+        share <= 1 + BOUND_TOLERANCE,
+        f"closest: {op.label} at {share:.0%} of its bound",
+        [
+            hypervisor_steal(cpu_times_before, cpu_times() if cpu_times_before is not None else None),
+            cores_contended(),
+            reason(
+                level not in caches and 0 < op.bytes_moved < STREAM_LLC_FACTOR * llc,
+                f"the {bytes_text(op.bytes_moved)} working set of {op.label} is under {STREAM_LLC_FACTOR}x the "
+                f"{bytes_text(llc)} last-level cache (STREAM's rule): part of it stays cached between repeats, so "
+                "not every byte comes from DRAM",
+            ),
+        ],
+    )
+
+
+# Past the caches an add's time should double with its size; a doubling between these ratios counts as proportional
+# (a 2-core VM's repeats spread by 2-6 %, and one doubling may still cross from a cache's tail into DRAM).
+PROPORTIONAL_RATIO = (1.6, 2.5)
+
+
+def proportional_claim(sizes, times_s, bytes_per_element: float, caches: Mapping | None = None, spread: float = 0.0):
+    """The iron law's memory regime, judged on a size sweep (:mod:`efflab.claims`): once the working set is past
+    every cache, doubling the size doubles the time (each of the last two doublings within ``PROPORTIONAL_RATIO``).
+
+    ``sizes`` are element counts, ascending, each twice the one before at the end; ``times_s`` their measured
+    times; ``bytes_per_element`` the bytes each element moves (12 for a fp32 add: two reads, one write); ``spread``
+    the relative run-to-run spread of the times. Diagnoses: the smaller working set of a doubling fits a cache level
+    (the doubling crosses from cache into DRAM, so time grows faster than size); the ratio is within the spread of 2.
+
+    Examples
+    --------
+    >>> sizes = [2**22, 2**23, 2**24]
+    >>> print(proportional_claim(sizes, [2.75e-3, 5.26e-3, 10.6e-3], 12, caches={"l3": 8 << 20}))
+    held here: past the caches, doubling the add's size doubles its time (48 MiB -> 96 MiB x1.91, 96 MiB ->
+      192 MiB x2.02)
+    >>> v = proportional_claim(sizes, [1.0e-3, 2.78e-3, 6.2e-3], 12, caches={"l3": 480 << 20})
+    >>> print(v.why)  # doctest: +NORMALIZE_WHITESPACE
+    the 48 MiB working set fits in the l3 the OS reports (480 MiB): it is not streamed from DRAM
+    """
+    from efflab.claims import bytes_text, check, fits_cache, within_noise
+
+    sizes = [float(v.positive(n, "sizes", "elements")) for n in sizes]
+    times = [float(v.positive(t, "times_s", "s")) for t in times_s]
+    if len(sizes) != len(times) or len(sizes) < 3:
+        raise ValueError(
+            f"sizes and times_s must have one entry per size, at least 3; got {len(sizes)} and {len(times)}"
+        )
+    per_element = float(v.positive(bytes_per_element, "bytes_per_element", "bytes"))
+    low, high = PROPORTIONAL_RATIO
+    steps = [(sizes[i], sizes[i + 1], times[i + 1] / times[i]) for i in (-3, -2)]
+    for before, after, _ in steps:
+        if after != 2 * before:
+            raise ValueError(f"the last three sizes must double each time (elements); got {before!r} -> {after!r}")
+    outside = [(before, ratio) for before, _, ratio in steps if not low <= ratio <= high]
+    first = outside[0] if outside else steps[0][::2]
+    return check(
+        "past the caches, doubling the add's size doubles its time",
+        not outside,
+        ", ".join(f"{bytes_text(b * per_element)} -> {bytes_text(a * per_element)} x{r:.2f}" for b, a, r in steps),
+        [
+            fits_cache(first[0] * per_element, caches),
+            within_noise(first[1] / 2, spread),
         ],
     )

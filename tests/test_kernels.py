@@ -329,3 +329,100 @@ def test_more_cores_claim_held_and_diagnosed(monkeypatch):
     assert "for 20% of the experiment (steal time)" in v.why
     with pytest.raises(ValueError, match="add_times_s"):
         more_cores_claim((0.0, 1e-3), (0.1, 0.05), add_bytes, dram, dram_only)
+
+
+# --- the unit that runs a kernel, the level its data lives in, and the roofline's claims ---------------------------------
+
+
+def test_vector_and_sfu_ceilings_follow_from_sms_and_clock():
+    # Hand-computed: H100 SXM 132 SMs x 16 exp/clock x 1.83 GHz = 3.865e12 exp/s (FlashAttention-3 quotes 3.9e12);
+    # vector FP16 is twice FP32 on Hopper, Ampere's non-Tensor BF16 runs at the FP32 rate x2 = 39 TFLOP/s.
+    h100, a100, t4 = CATALOG["H100 SXM"], CATALOG["A100 80GB SXM"], CATALOG["T4"]
+    assert h100.exp_per_s == pytest.approx(132 * 16 * 1.83e9)
+    assert abs(h100.exp_per_s - 3.9e12) / 3.9e12 < 0.01
+    assert h100.vector_flops_per_s["fp16"] == pytest.approx(2 * h100.vector_flops_per_s["fp32"])
+    assert a100.vector_flops_per_s["bf16"] == pytest.approx(2 * a100.vector_flops_per_s["fp32"])
+    assert t4.exp_per_s == pytest.approx(40 * 16 * 1.59e9)
+    for device in CATALOG.values():  # every figure carries its source, and no vector unit beats the Tensor Cores
+        assert device.exp_per_s and device.sources["exp_per_s"]
+        for dtype, peak in device.vector_flops_per_s.items():
+            assert device.sources[f"vector_flops_per_s.{dtype}"]
+            assert peak <= device.peak_flops_per_s.get(dtype, math.inf)
+
+
+def test_unit_classify_softmax_on_the_sfus_and_matmuls_on_tensor_cores():
+    from efflab.kernels import unit_classify
+
+    cases = {k.name: k for k in kernel_catalog("fp16")}
+    soft = unit_classify(cases["softmax (scores)"], "H100 SXM")
+    n = 32 * 2048 * 2048
+    assert soft.sfu_time_s == pytest.approx(n / (132 * 16 * 1.83e9))
+    assert soft.vector_time_s == pytest.approx(5 * n / 133.8e12)  # softmax counts 5 FLOPs per element
+    assert soft.ceiling == "SFU (exp)" and soft.regime == "memory"
+    assert soft.memory_time_s == pytest.approx(cases["softmax (scores)"].bytes_moved / 3.35e12)
+    prefill = unit_classify(cases["prefill linear"], "H100 SXM")
+    assert prefill.ceiling == "Tensor Cores" and prefill.regime == "compute"
+    assert prefill.compute_time_s == pytest.approx(2 * 2048 * 4096**2 / 989.4e12)
+    # The T4 has no bf16 at all: named, not a KeyError.
+    with pytest.raises(ValueError, match="bf16"):
+        unit_classify(cases["prefill linear"], "T4", "bf16")
+    with pytest.raises(TypeError, match="KernelCase"):
+        unit_classify("softmax", "H100 SXM")
+
+
+def test_resident_level_picks_the_smallest_measured_level_that_holds_the_data():
+    from efflab.kernels import resident_level
+
+    roof = Roofline({"fp32": 1e11}, {"dram": 2e10, "l2": 6e10, "l3": 9e10})
+    caches = {"l1": 32 << 10, "l2": 512 << 10, "l3": 8 << 20}
+    assert resident_level(roof, 16 << 10, caches) == "l2"  # l1 fits but has no measured ceiling
+    assert resident_level(roof, 1 << 20, caches) == "l3"
+    assert resident_level(roof, 9 << 20, caches) == "dram"
+    assert resident_level(roof, 1 << 20, {}) == "dram"  # a GPU: the OS reports no levels
+    with pytest.raises(ValueError, match="working_set_bytes"):
+        resident_level(roof, 0, caches)
+
+
+def test_bound_claim_uses_the_level_and_diagnoses_a_partly_cached_op(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.kernels import bound_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    roof = Roofline({"fp32": 1e11}, {"dram": 2e10, "l3": 8e10}, latency_s=3e-6)
+    caches = {"l3": 8 << 20}
+    # 4 MiB in the L3 at 80 GB/s: 52.4 µs + the 3 µs latency = 55.4 µs, 92 % of the 60 µs measured. Judged on DRAM
+    # it would have "beaten" a 213 µs bound 3.5x.
+    in_l3 = MeasuredOp("small add", 1e5, 4 << 20, 60e-6)
+    assert bound_claim([in_l3], roof, caches).held
+    assert "92% of its bound" in bound_claim([in_l3], roof, caches).figures
+    # 20 MiB (over the 8 MiB L3, under 4x it) faster than DRAM allows: STREAM's rule explains it.
+    v = bound_claim([MeasuredOp("embedding", 0.0, 20 << 20, 0.5e-3)], roof, caches)
+    assert not v.held and "under 4x the 8 MiB last-level cache" in v.why
+    # 200 MiB past 4x the LLC and still faster than the bound: nothing explains it.
+    with pytest.raises(UnexplainedClaim):
+        bound_claim([MeasuredOp("add", 0.0, 200 << 20, 5e-3)], roof, caches)
+
+
+def test_proportional_claim_held_and_the_cache_crossing_diagnosed(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.kernels import proportional_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    sizes = [2**21, 2**22, 2**23, 2**24]
+    v = proportional_claim(sizes, [1.3e-3, 2.75e-3, 5.26e-3, 10.6e-3], 12, caches={"l3": 8 << 20})
+    assert v.held and "x1.91" in v.figures and "x2.02" in v.figures
+    # The Xeon: x2.78 where 48 MiB sat in a reported 480 MiB L3.
+    v = proportional_claim(sizes, [0.5e-3, 1.0e-3, 2.78e-3, 6.2e-3], 12, caches={"l3": 480 << 20})
+    assert not v.held and "48 MiB working set fits in the l3" in v.why
+    # x1.55 inside a 30 % spread is noise; with a 5 % spread nothing explains it.
+    times = [1e-3, 2e-3, 3.1e-3, 6.2e-3]
+    assert (
+        "within the measurement's run-to-run spread" in proportional_claim(sizes, times, 12, {"l3": 8 << 20}, 0.3).why
+    )
+    with pytest.raises(UnexplainedClaim):
+        proportional_claim(sizes, times, 12, {"l3": 8 << 20}, 0.05)
+    with pytest.raises(ValueError, match="double"):
+        proportional_claim([1, 2, 3], [1e-3, 2e-3, 3e-3], 12, {"l3": 8 << 20})
