@@ -33,6 +33,7 @@ op pays, added to its time).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import time
@@ -53,6 +54,7 @@ __all__ = [
     "dram_set_sizes",
     "measure",
     "measure_ceilings",
+    "measure_exp_rate",
     "memory_headroom_bytes",
 ]
 
@@ -594,3 +596,50 @@ def add_cli(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--plot", metavar="PATH.png", default=None, help="save a log-log roofline plot (needs matplotlib)")
     p.set_defaults(func=_cli)
+
+
+# Elements of the exp ceiling's fp32 array: 64 Ki x 4 B = 256 KiB in and 256 KiB out, inside a typical 1-2 MiB L2,
+# and long enough (~0.1 ms) that a ~3 µs dispatch costs under 5 %.
+EXP_ELEMENTS = 1 << 16
+
+
+def measure_exp_rate(device=None, budget_s: float = 0.05) -> Ceiling:
+    """Measure the exponentials per second this machine computes: ``torch.exp`` on a cache-resident fp32 array.
+
+    Softmax, GELU (erf) and SiLU spend most of their arithmetic in transcendental functions, which a CPU computes as
+    a polynomial on its vector units and a GPU on its special-function units (``Device.exp_per_s``). The array is
+    small enough to stay in the L2, so its time is the exponential's, not memory's; the faster of one and all threads
+    is kept, as for every ceiling.
+
+    Returns
+    -------
+    Ceiling
+        ``name`` "exp", ``kind`` "compute", ``value`` in exp/s (one exponential counts as one operation), with the
+        GPU's datasheet-derived rate as ``spec`` when the catalog knows it.
+
+    Examples
+    --------
+    >>> c = measure_exp_rate(budget_s=0.01)
+    >>> c.name, c.value > 1e6
+    ('exp', True)
+    """
+    import torch
+
+    budget = float(v.positive(budget_s, "budget_s", "s"))
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    n = EXP_ELEMENTS if dev.type == "cpu" else 1 << 24  # a GPU needs every SM busy: 16 Mi elements
+    x = torch.rand(n, device=dev) - 0.5
+    out = torch.empty_like(x)
+    best_s, best_threads = math.inf, None
+    for threads in _thread_counts(torch, dev):
+        with torch_threads(threads):
+            m = _bench(torch.exp, x, budget_s=budget, out=out)
+        if m.min_s < best_s:
+            best_s, best_threads = m.min_s, threads
+    spec, how = None, f"torch.exp on {n} fp32 elements ({_bytes_text(4 * n)}), fastest of {best_threads} thread(s)"
+    if dev.type == "cuda":
+        from efflab.hardware import detect
+
+        spec = detect().exp_per_s
+        how = f"torch.exp on {n} fp32 elements ({_bytes_text(4 * n)} each way: bounded by memory as well)"
+    return Ceiling("exp", "compute", n / best_s, spec=spec, measured=n / best_s, source=how)

@@ -37,6 +37,7 @@ __all__ = [
     "overhead_dominated",
     "cpu_times",
     "hypervisor_steal",
+    "others_busy",
     "reason",
     "rounds_disagree",
     "within_noise",
@@ -277,14 +278,16 @@ def cores_contended(load_per_core: float | None = None) -> Reason:
     )
 
 
-def cpu_times() -> tuple[int, int] | None:
-    """``(total, steal)`` CPU time of all CPUs so far, in clock ticks, from the first line of ``/proc/stat``; None
-    where it cannot be read. Take one before and one after an experiment for :func:`hypervisor_steal`.
+def cpu_times() -> tuple | None:
+    """``(total, steal, busy, own_s)``: CPU time of all CPUs so far in clock ticks (total, stolen by the hypervisor,
+    busy running any process), from the first line of ``/proc/stat``, and this process's own CPU time in seconds
+    (threads included; ``os.times``); None where ``/proc/stat`` cannot be read. Take one before and one after an
+    experiment for :func:`hypervisor_steal` and :func:`others_busy`.
 
     Examples
     --------
     >>> t = cpu_times()
-    >>> t is None or t[0] >= t[1] >= 0
+    >>> t is None or t[0] >= t[2] >= 0 and t[1] >= 0 and t[3] >= 0
     True
     """
     try:
@@ -295,7 +298,40 @@ def cpu_times() -> tuple[int, int] | None:
     if not fields or fields[0] != "cpu" or len(fields) < 9:
         return None
     ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
-    return sum(ticks), ticks[7]
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    own = os.times()
+    return sum(ticks), ticks[7], busy, own.user + own.system
+
+
+# Other processes using more than this share of all CPUs during an experiment contend with it (one busy neighbour on
+# a 2-vCPU machine is 50 %).
+OTHERS_BUSY_ABOVE = 0.2
+
+
+def others_busy(before, after) -> Reason:
+    """Reason "other processes used the cores during the experiment": between two :func:`cpu_times` samples, the CPU
+    time of every process but this one is above ``OTHERS_BUSY_ABOVE`` of all CPUs' time. Unlike the load average
+    (a one-minute mean) it sees a burst of a few seconds.
+
+    Examples
+    --------
+    >>> ticks_per_s = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    >>> before, after = (0, 0, 0, 0.0), (4 * ticks_per_s, 0, 3 * ticks_per_s, 1.0)  # 2 s on 2 CPUs; we used 1 s
+    >>> print(others_busy(before, after).text)
+    other processes used 50% of the CPUs during the experiment: they competed with it for the cores
+    >>> others_busy(None, after).applies
+    False
+    """
+    if before is None or after is None or len(before) < 4 or len(after) < 4 or after[0] <= before[0]:
+        return Reason(False, "other processes' CPU time is not readable here")
+    ticks_per_s = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total_s = (after[0] - before[0]) / ticks_per_s
+    others_s = (after[2] - before[2]) / ticks_per_s - (after[3] - before[3])
+    share = max(others_s, 0.0) / total_s
+    return Reason(
+        share > OTHERS_BUSY_ABOVE,
+        f"other processes used {share:.0%} of the CPUs during the experiment: they competed with it for the cores",
+    )
 
 
 def hypervisor_steal(before, after) -> Reason:

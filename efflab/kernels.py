@@ -22,6 +22,7 @@ import html
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
 
@@ -59,7 +60,10 @@ __all__ = [
     "num_threads",
     "regime_workloads",
     "more_cores_claim",
+    "OpBound",
     "bound_claim",
+    "flat_claim",
+    "op_bound",
     "proportional_claim",
     "resident_level",
     "unit_classify",
@@ -550,6 +554,7 @@ class Workload:
     args: tuple
     cost: OpCost
     kwargs: Mapping = field(default_factory=dict)
+    exps: float = 0.0  # exponentials it computes (softmax: one per element), bounded by the measured exp rate
 
 
 @dataclass(frozen=True)
@@ -562,6 +567,7 @@ class MeasuredOp:
     time_s: float
     iqr_s: float = 0.0
     threads: int | None = None  # CPU threads of the kept measurement (None: torch's setting)
+    exps: float = 0.0  # exponentials the op computes (see Workload.exps)
 
     @property
     def intensity_flops_per_byte(self) -> float:
@@ -644,7 +650,7 @@ def measure_ops(
                 if m.median_s < best[i][0]:
                     best[i] = (m.median_s, m.iqr_s, n)
     return tuple(
-        MeasuredOp(w.label, w.cost.flops, w.cost.bytes_moved, t, iqr, n)
+        MeasuredOp(w.label, w.cost.flops, w.cost.bytes_moved, t, iqr, n, w.exps)
         for w, (t, iqr, n) in zip(workloads, best, strict=True)
     )
 
@@ -721,7 +727,7 @@ def kernel_workloads(device=None) -> tuple[Workload, ...]:
     return (
         Workload("embedding", f.embedding, (idx, table), embedding_cost(rows, d, 4)),
         Workload("layer norm", f.layer_norm, (x, (d,), w, b), layernorm_cost(rows * d, d, 4)),
-        Workload("softmax", torch.softmax, (x, -1), softmax_cost(rows * d, 4)),
+        Workload("softmax", torch.softmax, (x, -1), softmax_cost(rows * d, 4), exps=rows * d),
         Workload(
             "depthwise conv",
             f.conv2d,
@@ -767,6 +773,7 @@ def more_cores_claim(
         cpu_times,
         fits_cache,
         hypervisor_steal,
+        others_busy,
         reason,
         rounds_disagree,
     )
@@ -789,8 +796,9 @@ def more_cores_claim(
         mm_gain > CORES_GAIN_FLOOR and add_gain < mm_gain / 2,
         f"matmul x{mm_1 / mm_n:.2f}, add x{add_1 / add_n:.2f}",
         [
-            hypervisor_steal(cpu_times_before, cpu_times() if cpu_times_before is not None else None),
+            hypervisor_steal(cpu_times_before, after := cpu_times() if cpu_times_before is not None else None),
             reason(mm_gain <= CORES_GAIN_FLOOR and contended.applies, contended.text),
+            others_busy(cpu_times_before, after),
             fits_cache(add_bytes, caches),
             rounds_disagree(*add_rounds, *mm_rounds),
             reason(
@@ -839,14 +847,68 @@ def resident_level(roofline: Roofline, working_set_bytes: float, caches: Mapping
 # An op counts as beating its bound when it runs more than this much faster than the iron law allows: the ceilings
 # are the best of a few repeats and the ops medians, so a few percent either way is the measurement's own spread.
 BOUND_TOLERANCE = 0.1
+# An op under this many dispatch floors is overhead-dominated (claims.overhead_dominated uses the same factor).
+OVERHEAD_FACTOR = 10
 # STREAM's rule: each array must be at least 4x the last-level cache for the bytes to come from main memory
 # (McCalpin, STREAM FAQ; chapters/references.md).
 STREAM_LLC_FACTOR = 4
 
 
-def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, cpu_times_before=None):
-    """The roofline's promise, judged on measured ops (:mod:`efflab.claims`): no op runs faster than the iron-law
-    bound on the ceilings of the memory level its data lives in (:func:`resident_level`), within
+@dataclass(frozen=True)
+class OpBound:
+    """The iron-law bound of a measured op on the ceilings that apply to it: ``time_s = max(terms) + latency``.
+
+    ``level`` is the memory level its data lives in (:func:`resident_level`); ``terms`` maps each term to seconds:
+    the memory level, the compute dtype, "exp" (exponentials over the measured exp rate) and "latency"; ``bound_by``
+    names the largest.
+    """
+
+    level: str
+    time_s: float
+    terms: Mapping[str, float]
+
+    @property
+    def bound_by(self) -> str:
+        return max(self.terms, key=self.terms.get)
+
+    @property
+    def regime(self) -> str:
+        """ "memory" when a memory level bounds it, "latency" for the dispatch floor, else "compute" (a dtype's peak
+        or the exponentials, which run on the vector units of a CPU and the special-function units of a GPU)."""
+        by = self.bound_by
+        return "latency" if by == "latency" else "memory" if by == self.level else "compute"
+
+
+def op_bound(op: MeasuredOp, roofline: Roofline, caches: Mapping | None = None, exp_per_s: float | None = None):
+    """The least time ``op`` can take on ``roofline``: its bytes at the bandwidth of the level they live in, its FLOPs
+    at the compute peak, its exponentials at ``exp_per_s`` (exp/s, e.g. :func:`efflab.ceilings.measure_exp_rate`),
+    overlapped, plus the dispatch latency.
+
+    Examples
+    --------
+    >>> roof = Roofline({"fp32": 1e11}, {"dram": 2e10, "l3": 8e10}, latency_s=3e-6)
+    >>> soft = MeasuredOp("softmax", 5 * 2**22, 2**25, 6e-3, exps=2**22)
+    >>> b = op_bound(soft, roof, caches={"l3": 8 << 20}, exp_per_s=7e8)
+    >>> b.level, b.bound_by, b.regime, round(b.time_s * 1e3, 2)
+    ('dram', 'exp', 'compute', 6.0)
+    """
+    if not isinstance(op, MeasuredOp):
+        raise TypeError(f"op must be a MeasuredOp (measure_ops()); got {type(op).__name__}")
+    level = resident_level(roofline, op.bytes_moved, caches)
+    c = roofline.classify(op.flops, op.bytes_moved, level=level)
+    terms = {level: c.memory_time_s, roofline.default_dtype: c.compute_time_s}
+    if op.exps:
+        if exp_per_s is None:
+            raise ValueError(f"{op.label} computes {op.exps:.3g} exponentials: pass exp_per_s (exp/s, > 0)")
+        terms["exp"] = op.exps / float(v.positive(exp_per_s, "exp_per_s", "exp/s"))
+    latency = roofline.latency_s or 0.0
+    terms["latency"] = latency
+    return OpBound(level, max(t for k, t in terms.items() if k != "latency") + latency, MappingProxyType(terms))
+
+
+def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_s=None, cpu_times_before=None):
+    """The roofline's promise, judged on measured ops (:mod:`efflab.claims`): no op runs faster than its iron-law
+    bound (:func:`op_bound`: the memory level its data lives in, the compute peak, the exp rate), within
     ``BOUND_TOLERANCE``.
 
     Diagnoses, in this order: the hypervisor took the vCPUs during the ceilings or the ops (steal); other processes
@@ -858,14 +920,13 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, cpu_time
     >>> roof = Roofline({"fp32": 1e11}, {"dram": 2e10}, latency_s=3e-6)
     >>> ops = [MeasuredOp("add", 1e6, 12e6, 7e-4), MeasuredOp("matmul", 2e9, 12e6, 0.03)]
     >>> print(bound_claim(ops, roof, caches={"l3": 8 << 20}))
-    held here: no op runs faster than the iron-law bound of the level its data lives in (closest: add at
-      86% of its bound)
+    held here: no op runs faster than its iron-law bound (closest: add at 86% of its bound)
     >>> fast = [MeasuredOp("embedding", 0.0, 24e6, 9e-4)]
     >>> print(bound_claim(fast, roof, caches={"l3": 8 << 20}).why)  # doctest: +NORMALIZE_WHITESPACE
     the 22.9 MiB working set of embedding is under 4x the 8 MiB last-level cache (STREAM's rule): part of it
     stays cached between repeats, so not every byte comes from DRAM
     """
-    from efflab.claims import bytes_text, check, cores_contended, cpu_times, hypervisor_steal, reason
+    from efflab.claims import bytes_text, check, cores_contended, cpu_times, hypervisor_steal, others_busy, reason
 
     ops = list(ops)
     if not ops:
@@ -876,18 +937,25 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, cpu_time
         caches = cache_sizes_bytes()
     shares = []  # bound / measured: 1 at the roof, above 1 faster than the roofline allows
     for op in ops:
-        level = resident_level(roofline, op.bytes_moved, caches)
-        bound_s = roofline.classify(op.flops, op.bytes_moved, level=level).time_s
-        shares.append((bound_s / op.time_s, op, level))
+        bound = op_bound(op, roofline, caches, exp_per_s)
+        shares.append((bound.time_s / op.time_s, op, bound.level))
     share, op, level = max(shares, key=lambda item: item[0])
     llc = max(caches.values(), default=0)
+    floor = roofline.latency_s or 0.0
     return check(
-        "no op runs faster than the iron-law bound of the level its data lives in",
+        "no op runs faster than its iron-law bound",
         share <= 1 + BOUND_TOLERANCE,
         f"closest: {op.label} at {share:.0%} of its bound",
         [
-            hypervisor_steal(cpu_times_before, cpu_times() if cpu_times_before is not None else None),
+            hypervisor_steal(cpu_times_before, after := cpu_times() if cpu_times_before is not None else None),
+            others_busy(cpu_times_before, after),
             cores_contended(),
+            reason(
+                0 < op.time_s < OVERHEAD_FACTOR * floor,
+                f"{op.label} takes {op.time_s * 1e6:.3g} µs, under {OVERHEAD_FACTOR}x the {floor * 1e6:.3g} µs "
+                "dispatch floor: its bound is that floor, measured earlier on a one-element add, and dispatch time "
+                "varies from one measurement to the next",
+            ),
             reason(
                 level not in caches and 0 < op.bytes_moved < STREAM_LLC_FACTOR * llc,
                 f"the {bytes_text(op.bytes_moved)} working set of {op.label} is under {STREAM_LLC_FACTOR}x the "
@@ -946,4 +1014,43 @@ def proportional_claim(sizes, times_s, bytes_per_element: float, caches: Mapping
             fits_cache(first[0] * per_element, caches),
             within_noise(first[1] / 2, spread),
         ],
+    )
+
+
+# A doubling of a tiny op counts as "barely changing its time" under this ratio: the dispatch floor is fixed, and the
+# bytes of 8-128 fp32 elements take nanoseconds.
+FLAT_RATIO_BELOW = 1.25
+
+
+def flat_claim(sizes, times_s, small_sizes=(8, 64), spread: float = 0.0):
+    """The iron law's latency regime, judged on a size sweep (:mod:`efflab.claims`): doubling a tiny op's size barely
+    changes its time (each doubling from ``small_sizes`` under ``FLAT_RATIO_BELOW``), because the fixed dispatch
+    cost, not its bytes, sets it.
+
+    Diagnoses: the ratio is within the run-to-run ``spread`` (relative) of the measurement; other processes share
+    the cores.
+
+    Examples
+    --------
+    >>> sizes = [8, 16, 32, 64, 128]
+    >>> print(flat_claim(sizes, [3.04e-6, 3.05e-6, 3.1e-6, 3.04e-6, 3.15e-6]))
+    held here: doubling a tiny op's size barely changes its time (8 -> 16 x1.00, 64 -> 128 x1.04)
+    """
+    from efflab.claims import check, cores_contended, within_noise
+
+    sizes = [int(n) for n in sizes]
+    times = [float(v.positive(t, "times_s", "s")) for t in times_s]
+    if len(sizes) != len(times):
+        raise ValueError(f"sizes and times_s must have one entry per size; got {len(sizes)} and {len(times)}")
+    steps = []
+    for n in small_sizes:
+        if n not in sizes or 2 * n not in sizes:
+            raise ValueError(f"small_sizes: {n} and {2 * n} must both be in sizes (elements); got {sizes[:8]}...")
+        steps.append((n, times[sizes.index(2 * n)] / times[sizes.index(n)]))
+    worst = max(ratio for _, ratio in steps)
+    return check(
+        "doubling a tiny op's size barely changes its time",
+        worst < FLAT_RATIO_BELOW,
+        ", ".join(f"{n} -> {2 * n} x{ratio:.2f}" for n, ratio in steps),
+        [within_noise(worst, spread + FLAT_RATIO_BELOW - 1), cores_contended()],
     )

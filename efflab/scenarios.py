@@ -33,8 +33,9 @@ from __future__ import annotations
 import functools
 import warnings
 import zlib
+from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -121,15 +122,103 @@ class ScenarioRun:
         )
 
 
+# The lever that works "pays off by a large factor": at least this speed-up per item.
+WORKS_GAIN_ABOVE = 1.5
+# A wasted lever "gives close to nothing": its per-item speed-up stays inside this band (a shared 2-core VM moves
+# repeated runs by a few percent, and a lever on a minor term can still shave a little).
+WASTED_BAND = (0.8, 1.25)
+# A measured speed-up may exceed its Amdahl bound by this much before the bound counts as beaten (run-to-run spread).
+BOUND_SLACK = 0.05
+
+
 @dataclass(frozen=True)
 class LeverTrial:
-    """A scenario's baseline and its two levers, each re-measured; speedups are per item (request or sample)."""
+    """A scenario's baseline and its two levers, each re-measured; speedups are per item (request or sample).
+
+    :meth:`claims` judges what the D·A·M chapter expects of the levers on these runs. ``works_range`` is the
+    speed-up the lever that works should reach; ``wasted_bound`` the Amdahl bound of the wasted lever (None when it
+    cannot be stated); ``rounds_s`` the per-item times of every round per variant; ``reasons`` the scenario's own
+    candidate causes per claim ("works", "wasted", "bound"), evaluated on these runs.
+    """
 
     scenario: str
     baseline: ScenarioRun
     works: ScenarioRun
     wasted: ScenarioRun
     lever_text: dict
+    works_statement: str = "the lever that works pays off by a large factor"
+    works_range: tuple = (WORKS_GAIN_ABOVE, float("inf"))
+    wasted_bound: float | None = None
+    rounds_s: Mapping = field(default_factory=dict)
+    reasons: Mapping = field(default_factory=dict)
+    cpu_times_before: tuple | None = None
+    expected_regime: str | None = None
+
+    def claims(self) -> tuple:
+        """The chapter's expectations, judged on this trial (:mod:`efflab.claims`): the lever that works reaches
+        ``works_range``; the wasted one stays inside ``WASTED_BAND``; and, where stated, under its Amdahl bound.
+
+        Examples
+        --------
+        >>> run = lambda v, t: ScenarioRun("demo", v, "call", 1, 0.0, t, 0.0, t, 1.0, 1.0, 1e9, 1e9, "cpu", "")
+        >>> trial = LeverTrial("demo", run("baseline", 1.0), run("a", 0.2), run("b", 0.97), {"a": "", "b": ""})
+        >>> for verdict in trial.claims():
+        ...     print(verdict)
+        held here: the lever that works pays off by a large factor (x5.00 per item)
+        held here: the wasted lever gives close to nothing (x1.03 per item)
+        """
+        from efflab.claims import check, cores_contended, cpu_times, hypervisor_steal, others_busy, rounds_disagree
+
+        def common():
+            after = cpu_times() if self.cpu_times_before else None
+            return [
+                hypervisor_steal(self.cpu_times_before, after),
+                others_busy(self.cpu_times_before, after),
+                cores_contended(),
+                rounds_disagree(*self.rounds_s.values()),
+            ]
+
+        low, high = self.works_range
+        out = []
+        if self.expected_regime is not None:
+            b = self.baseline
+            found = b.diagnose().regime
+            shares = ", ".join(
+                f"{name} {t / b.wall_time_s:.0%}"
+                for name, t in (("data", b.data_time_s), ("compute", b.compute_time_s), ("idle", b.idle_time_s))
+            )
+            out.append(
+                check(
+                    f"the {self.scenario} is {self.expected_regime}-bound",
+                    found == self.expected_regime,
+                    f"diagnosed {found}-bound; of the time: {shares}",
+                    common(),
+                )
+            )
+        out += [
+            check(
+                self.works_statement,
+                low <= self.works_speedup <= high,
+                f"x{self.works_speedup:.2f} per item",
+                [*self.reasons.get("works", ()), *common()],
+            ),
+            check(
+                "the wasted lever gives close to nothing",
+                WASTED_BAND[0] <= self.wasted_speedup <= WASTED_BAND[1],
+                f"x{self.wasted_speedup:.2f} per item",
+                [*self.reasons.get("wasted", ()), *common()],
+            ),
+        ]
+        if self.wasted_bound is not None:
+            out.append(
+                check(
+                    f"the wasted lever stays under its Amdahl bound (x{self.wasted_bound:.3g})",
+                    self.wasted_speedup <= self.wasted_bound * (1 + BOUND_SLACK),
+                    f"x{self.wasted_speedup:.2f} per item",
+                    [*self.reasons.get("bound", ()), *common()],
+                )
+            )
+        return tuple(out)
 
     @property
     def works_speedup(self) -> float:
@@ -262,14 +351,47 @@ class Scenario:
 
         Interleaving (A B C A B C ...) spreads slow drifts of a shared machine over all three variants alike.
         """
+        from efflab.claims import cpu_times
+
         rounds = v.integer(rounds, "rounds", "repetitions", low=1)
+        before = cpu_times()
         keys = ("baseline", self.works_fix, self.wasted_fix)
         runs = {k: [] for k in keys}
         for _ in range(rounds):
             for k in keys:
                 runs[k].append(self.run(k))
         median = [sorted(runs[k], key=lambda r: r.time_per_item_s)[rounds // 2] for k in keys]
-        return LeverTrial(self.name, *median, lever_text=dict(self.lever_text))
+        rounds_s = {k: tuple(r.time_per_item_s for r in runs[k]) for k in keys}
+        return self._trial(*median, rounds_s=rounds_s, cpu_times_before=before)
+
+    def _trial(self, baseline, works, wasted, **kwargs) -> LeverTrial:
+        """A :class:`LeverTrial` with this scenario's expectations and candidate reasons."""
+        return LeverTrial(
+            self.name,
+            baseline,
+            works,
+            wasted,
+            lever_text=dict(self.lever_text),
+            works_statement=self.works_statement,
+            works_range=self.works_range,
+            wasted_bound=self._wasted_bound(baseline),
+            reasons=self._reasons(baseline, works, wasted),
+            expected_regime=self.expected_regime,
+            **kwargs,
+        )
+
+    expected_regime: str | None = None  # what efflab.dam.diagnose should find on the baseline
+
+    works_statement = "the lever that works pays off by a large factor"
+    works_range = (WORKS_GAIN_ABOVE, float("inf"))
+
+    def _wasted_bound(self, baseline: ScenarioRun) -> float | None:
+        """Amdahl's bound of the wasted lever on ``baseline`` (per item), or None when it cannot be stated."""
+        return None
+
+    def _reasons(self, baseline, works, wasted) -> dict:
+        """Scenario-specific candidate causes per claim ("works", "wasted", "bound"), from the measured runs."""
+        return {}
 
 
 class StarvingAccelerator(Scenario):
@@ -290,6 +412,7 @@ class StarvingAccelerator(Scenario):
     """
 
     name = "starving accelerator"
+    expected_regime = "input"
     works_fix, wasted_fix = "cache_dataset", "change_model"
     lever_text = {"cache_dataset": "decode once, reuse the tensors", "change_model": "a 4x smaller MLP"}
 
@@ -387,9 +510,27 @@ class StarvingAccelerator(Scenario):
 
     def trial(self, rounds: int = 3) -> LeverTrial:
         """Measure the baseline and both levers, interleaved batch by batch, over ``rounds`` epochs."""
+        from efflab.claims import cpu_times
+
         rounds = v.integer(rounds, "rounds", "epochs", low=1)
+        before = cpu_times()
         runs = self._measure(["baseline", self.works_fix, self.wasted_fix], rounds)
-        return LeverTrial(self.name, *runs, lever_text=dict(self.lever_text))
+        return self._trial(*runs, cpu_times_before=before)
+
+    def _wasted_bound(self, baseline):
+        # A 4x smaller model removes at most 3/4 of the compute term (Amdahl; the input stage is untouched).
+        return baseline.wall_time_s / (baseline.wall_time_s - 0.75 * baseline.compute_time_s)
+
+    def _reasons(self, baseline, works, wasted):
+        from efflab.claims import reason
+
+        fell = 1 - wasted.data_time_s / baseline.data_time_s if baseline.data_time_s > 0 else 0.0
+        text = (
+            f"the input stage, which the smaller model does not touch, ran {fell:.0%} faster beside it (data "
+            f"{format_time_s(baseline.data_time_s)} -> {format_time_s(wasted.data_time_s)}): a second-order effect, "
+            "the decoding sharing the core and caches with less model work"
+        )
+        return {"wasted": [reason(fell > BOUND_SLACK, text)], "bound": [reason(fell > BOUND_SLACK, text)]}
 
 
 class LatencyCliff(Scenario):
@@ -410,6 +551,7 @@ class LatencyCliff(Scenario):
     """
 
     name = "latency cliff"
+    expected_regime = "latency"
     works_fix, wasted_fix = "bigger_batch", "faster_gpu"
     lever_text = {"bigger_batch": "serve a micro-batch per call", "faster_gpu": "more FLOP/s (all cores / TF32)"}
 
@@ -463,6 +605,10 @@ class LatencyCliff(Scenario):
         all_cores = variant == "faster_gpu" and self.device.type == "cpu"  # judged against every core's peak
         return self._run(variant, unit, b, 0.0, compute, wall - compute, wall, flops, nbytes, how, all_cores)
 
+    def _wasted_bound(self, baseline):
+        # More FLOP/s can at most remove the compute term; the fixed dispatch cost stays (Amdahl).
+        return baseline.wall_time_s / max(baseline.wall_time_s - baseline.compute_time_s, 1e-12)
+
 
 class ComputeWall(Scenario):
     """``relu(x @ W + b)`` with large square ``x`` and ``W``: the matmul's FLOPs dominate (compute-bound).
@@ -482,6 +628,9 @@ class ComputeWall(Scenario):
     """
 
     name = "compute wall"
+    expected_regime = "compute"
+    works_statement = "halving the FLOPs nearly halves the time"
+    works_range = (1.6, 2.2)  # "nearly halves": within 20 % of x2, a little more allowed for the halved bytes
     works_fix, wasted_fix = "prune", "fuse_kernels"
     lever_text = {"prune": "prune half of W's columns (half the FLOPs)", "fuse_kernels": "fuse bias + ReLU"}
 
@@ -531,6 +680,31 @@ class ComputeWall(Scenario):
         idle = min(ops * floor, wall)
         how = f"benchmark median; idle = {ops} ops x {floor * 1e6:.3g} µs (one-element add), compute = the rest"
         return self._run(variant, f"call ({self.n} rows)", self.n, 0.0, wall - idle, idle, wall, flops, nbytes, how)
+
+    def working_set_bytes(self, variant: str = "baseline") -> int:
+        """fp32 bytes of the matmul's operands and output: ``x``, ``W`` and ``x @ W`` (``W`` and the output halve
+        when pruned)."""
+        cols = self.n // 2 if self._variant(variant) == "prune" else self.n
+        return 4 * (self.n * self.n + 2 * self.n * cols)
+
+    def _reasons(self, baseline, works, wasted):
+        from efflab.claims import cache_level, reason
+
+        if self.device.type != "cpu":
+            return {}
+        pruned, full = self.working_set_bytes("prune"), self.working_set_bytes()
+        fits = cache_level(pruned)
+        superlinear = reason(
+            fits is not None and cache_level(full) != fits,
+            f"the pruned layer's {pruned / 2**20:.3g} MiB of operands fit in the {fits[0] if fits else ''} the OS "
+            f"reports, where the full layer's {full / 2**20:.3g} MiB did not: it runs from a faster memory level",
+        )
+        overhead = works.idle_time_s / works.wall_time_s
+        sublinear = reason(
+            overhead > 0.2,
+            f"fixed dispatch cost is {overhead:.0%} of the pruned call and does not halve with the FLOPs",
+        )
+        return {"works": [superlinear, sublinear]}
 
 
 # The input stage has no roofline regime colour: Okabe-Ito's bluish green (efflab.style's palette) marks it.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from efflab import claims
@@ -80,3 +82,27 @@ def test_steal_and_rounds_reasons():
     assert claims.rounds_disagree([1.0, 1.21]).applies and not claims.rounds_disagree([1.0, 1.2]).applies
     sample = claims.cpu_times()
     assert sample is None or (sample[0] >= sample[1] >= 0)
+
+
+@pytest.mark.skipif(claims.cpu_times() is None, reason="needs /proc/stat")
+def test_others_busy_sees_a_neighbour_and_not_ourselves():
+    import subprocess
+    import sys
+    import time
+
+    def spin(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    before = claims.cpu_times()
+    spin(1.0)  # our own work is not contention
+    assert not claims.others_busy(before, claims.cpu_times()).applies
+    before = claims.cpu_times()
+    code = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    neighbours = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(os.cpu_count() or 1)]
+    for process in neighbours:
+        process.wait()
+    v = claims.others_busy(before, claims.cpu_times())
+    assert v.applies, v.text  # one busy neighbour per CPU: far over 20 % of the machine
+    assert not claims.others_busy((1000, 10), (2000, 20)).applies  # old 2-tuples: not readable, never a false reason

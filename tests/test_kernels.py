@@ -426,3 +426,73 @@ def test_proportional_claim_held_and_the_cache_crossing_diagnosed(monkeypatch):
         proportional_claim(sizes, times, 12, {"l3": 8 << 20}, 0.05)
     with pytest.raises(ValueError, match="double"):
         proportional_claim([1, 2, 3], [1e-3, 2e-3, 3e-3], 12, {"l3": 8 << 20})
+
+
+def test_op_bound_adds_the_exponentials_and_needs_their_rate():
+    from efflab.kernels import op_bound
+
+    roof = Roofline({"fp32": 1e11}, {"dram": 2e10, "l3": 8e10}, latency_s=3e-6)
+    n = 2**22  # a softmax over 4 Mi fp32 elements: 32 MiB in and out, 5 FLOPs and one exp each
+    soft = MeasuredOp("softmax", 5 * n, 8 * n, 6e-3, exps=n)
+    b = op_bound(soft, roof, {"l3": 8 << 20}, exp_per_s=7e8)
+    # by hand: memory 32 MiB / 20 GB/s = 1.68 ms, compute 21 MFLOP / 100 GFLOP/s = 0.21 ms, exp 4.19e6 / 7e8 = 5.99 ms
+    assert b.terms["dram"] == pytest.approx(8 * n / 2e10)
+    assert b.terms["exp"] == pytest.approx(n / 7e8)
+    assert b.bound_by == "exp" and b.time_s == pytest.approx(n / 7e8 + 3e-6)
+    with pytest.raises(ValueError, match="exp_per_s"):
+        op_bound(soft, roof, {"l3": 8 << 20})
+    with pytest.raises(TypeError, match="MeasuredOp"):
+        op_bound("softmax", roof)
+
+
+def test_measured_exp_rate_agrees_with_timing_exp_directly():
+    import time
+
+    import torch
+
+    from efflab.ceilings import EXP_ELEMENTS, measure_exp_rate
+
+    c = measure_exp_rate(budget_s=0.02)
+    assert c.name == "exp" and c.kind == "compute" and c.value > 0
+    x = torch.rand(EXP_ELEMENTS) - 0.5
+    out = torch.empty_like(x)
+    best = math.inf
+    for _ in range(200):
+        start = time.perf_counter()
+        torch.exp(x, out=out)
+        best = min(best, time.perf_counter() - start)
+    # The independent timing runs at torch's default threads, the ceiling keeps the faster of 1 and all: same order.
+    assert 0.2 < c.value / (EXP_ELEMENTS / best) < 5
+
+
+def test_flat_claim_on_tiny_doublings(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.kernels import flat_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    sizes = [8, 16, 32, 64, 128]
+    v = flat_claim(sizes, [3.04e-6, 3.05e-6, 3.1e-6, 3.04e-6, 3.15e-6])
+    assert v.held and v.figures == "8 -> 16 x1.00, 64 -> 128 x1.04"
+    slow = [3e-6, 6e-6, 6e-6, 6e-6, 12e-6]  # every doubling doubles: not flat, and far outside a 5 % spread
+    with pytest.raises(UnexplainedClaim):
+        flat_claim(sizes, slow, spread=0.05)
+    assert (
+        "within the measurement's run-to-run spread"
+        in flat_claim(sizes, [3e-6, 4e-6, 4e-6, 4e-6, 4e-6], spread=0.2).why
+    )
+    with pytest.raises(ValueError, match="small_sizes"):
+        flat_claim([8, 32], [1e-6, 1e-6])
+
+
+def test_bound_claim_a_tiny_op_at_the_dispatch_floor_is_diagnosed(monkeypatch):
+    from efflab import claims
+    from efflab.kernels import bound_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    roof = Roofline({"fp32": 1e11}, {"dram": 2e10}, latency_s=3e-6)
+    # This session's ch03 run: a 64-element add at 2.72 µs against a 2.97 µs floor measured earlier.
+    v = bound_claim([MeasuredOp("tiny add (64)", 64, 768, 2.72e-6)], roof, {"l3": 8 << 20})
+    assert not v.held and "dispatch floor" in v.why
