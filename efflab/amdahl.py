@@ -27,11 +27,14 @@ from efflab import _validate as v
 __all__ = [
     "amdahl_limit",
     "amdahl_speedup",
+    "bound_claim",
     "gustafson_speedup",
     "karp_flatt",
     "pipeline_speedup",
     "pipeline_time_s",
+    "prediction_claim",
     "required_speedup",
+    "serial_fraction_claim",
 ]
 
 
@@ -314,3 +317,165 @@ def pipeline_speedup(stage_times_s: ArrayLike, speedups: ArrayLike, overlap: boo
     new = fast.max(axis=-1) if over else fast.sum(axis=-1)
     with np.errstate(divide="ignore"):
         return v.scalar_or_array(base / new)
+
+
+# --- claims: what the chapter and the capstone expect of Amdahl's law, judged on measured runs ------------------------
+
+# A measured speed-up "matches" Amdahl's prediction within this relative difference (a 2-core VM's repeated runs
+# spread by a few percent; the untouched part's own time moves by as much).
+PREDICTION_TOLERANCE = 0.1
+# A measured speed-up may exceed its Amdahl bound by this much before the bound counts as beaten (run-to-run spread).
+BOUND_SLACK = 0.05
+# Karp-Flatt's e "is" the known serial share when the two differ by at most this much (absolute fraction).
+SERIAL_SHARE_TOLERANCE = 0.1
+
+
+def prediction_claim(labels, predicted, measured, untouched_before_s, untouched_after_s):
+    """Amdahl's prediction from the measured ``f`` and ``s``, judged against the measured end-to-end speed-ups
+    (:mod:`efflab.claims`): each within ``PREDICTION_TOLERANCE``.
+
+    ``untouched_before_s`` is the time of the part the law assumes untouched in the baseline; ``untouched_after_s``
+    its time in each accelerated run (s). Diagnoses: that part's time changed by more than the tolerance in the run
+    that missed; other processes used the cores.
+
+    Examples
+    --------
+    >>> print(prediction_claim(["8 layers", "1 layer"], [1.62, 3.38], [1.60, 3.31], 10.3e-3, [10.2e-3, 10.3e-3]))
+    held here: Amdahl's law predicts the measured speed-up (8 layers 1.62x predicted, 1.60x measured; 1
+      layer 3.38x predicted, 3.31x measured)
+    >>> v = prediction_claim(["1 layer"], [3.38], [2.6], 10.3e-3, [13.0e-3])
+    >>> print(v.why)
+    the untouched part took 13 ms in the 1 layer run against 10.3 ms in the baseline (+26%): Amdahl assumes it does not change
+    """
+    from efflab.claims import check, cores_contended, reason
+
+    labels = [str(x) for x in labels]
+    predicted = np.atleast_1d(v.positive(predicted, "predicted", "times faster"))
+    measured = np.atleast_1d(v.positive(measured, "measured", "times faster"))
+    after = np.atleast_1d(v.positive(untouched_after_s, "untouched_after_s", "s"))
+    before = float(v.positive(untouched_before_s, "untouched_before_s", "s"))
+    if not len(labels) == len(predicted) == len(measured) == len(after):
+        raise ValueError("labels, predicted, measured and untouched_after_s must have one entry per run")
+    miss = np.abs(measured / predicted - 1)
+    worst = int(np.argmax(miss))
+    change = after[worst] / before - 1
+    return check(
+        "Amdahl's law predicts the measured speed-up",
+        bool(np.all(miss <= PREDICTION_TOLERANCE)),
+        "; ".join(
+            f"{n} {p:.2f}x predicted, {m:.2f}x measured" for n, p, m in zip(labels, predicted, measured, strict=True)
+        ),
+        [
+            reason(
+                abs(change) > PREDICTION_TOLERANCE,
+                f"the untouched part took {after[worst] * 1e3:.3g} ms in the {labels[worst]} run against "
+                f"{before * 1e3:.3g} ms in the baseline ({change:+.0%}): Amdahl assumes it does not change",
+            ),
+            cores_contended(),
+        ],
+    )
+
+
+def bound_claim(label: str, measured, bound, terms_before_s, terms_after_s, lever_term: int, term_speedup, names=None):
+    """ "A lever stays under the Amdahl bound of the term it shortens", judged on a measured run
+    (:mod:`efflab.claims`).
+
+    ``terms_before_s`` and ``terms_after_s`` are the per-item times of each term before and after the lever (s;
+    ``names`` defaults to data, compute, idle); ``lever_term`` the index of the term it shortens; ``term_speedup`` the
+    ``s`` the bound assumed. The measured speed-up beats the bound exactly when the other terms plus the lever's term
+    end up shorter than the bound allowed, so the diagnoses are: a term the lever does not target shrank; the lever's
+    own term sped up more than the assumed ``s``.
+
+    Examples
+    --------
+    >>> print(bound_claim("B (prune)", 1.92, 2.0, [0, 50e-6, 1e-6], [0, 26e-6, 1e-6], 1, 2.0))
+    held here: B (prune) stays under its Amdahl bound (1.92x measured, bound 2x: 96% of it)
+    >>> v = bound_claim("C", 4.4, 3.98, [300e-6, 95e-6, 6e-6], [0.5e-6, 85e-6, 6e-6], 0, float("inf"))
+    >>> print(v.why)
+    compute, which the lever does not target, fell from 95 µs to 85 µs per item (-11%): the bound assumes it unchanged
+    """
+    from efflab.claims import check, reason
+
+    if not isinstance(label, str) or not label:
+        raise TypeError(f"label must be a non-empty string; got {label!r}")
+    measured = float(v.positive(measured, "measured", "times faster"))
+    bound = float(v.positive(bound, "bound", "times faster"))
+    before = np.atleast_1d(v.nonnegative(terms_before_s, "terms_before_s", "s"))
+    after = np.atleast_1d(v.nonnegative(terms_after_s, "terms_after_s", "s"))
+    names = list(names) if names is not None else ["data", "compute", "idle"]
+    if not len(before) == len(after) == len(names):
+        raise ValueError(f"terms_before_s, terms_after_s and names must have one entry per term; got "
+                         f"{len(before)}, {len(after)} and {len(names)}")  # fmt: skip
+    k = v.integer(lever_term, "lever_term", "term index", low=0, high=len(names) - 1)
+    s = float(v.positive(term_speedup, "term_speedup", "times faster", allow_inf=True))
+    # The time per item the bound allows after the lever, and how much shorter the measured one is: a term explains
+    # a beaten bound when its own unexpected saving covers at least half of that excess.
+    excess_s = before.sum() / bound - before.sum() / measured
+    saved = []  # (seconds saved beyond the bound's assumption, Reason)
+    for j, name in enumerate(names):
+        if j == k or before[j] <= 0:
+            continue
+        drop_s = before[j] - after[j]
+        text = (
+            f"{name}, which the lever does not target, fell from {before[j] * 1e6:.3g} µs to {after[j] * 1e6:.3g} µs "
+            f"per item ({after[j] / before[j] - 1:+.0%}): the bound assumes it unchanged"
+        )
+        saved.append((drop_s, reason(excess_s > 0 and drop_s >= 0.5 * excess_s, text)))
+    if before[k] > 0 and np.isfinite(s):
+        drop_s = before[k] / s - after[k]
+        text = f"the {names[k]} term sped up x{before[k] / max(after[k], 1e-300):.3g}, more than the x{s:.3g} the bound assumed"
+        saved.append((drop_s, reason(excess_s > 0 and drop_s >= 0.5 * excess_s, text)))
+    reasons = [r for _, r in sorted(saved, key=lambda item: -item[0])]  # the largest saving first
+    return check(
+        f"{label} stays under its Amdahl bound",
+        measured <= bound * (1 + BOUND_SLACK),
+        f"{measured:.3g}x measured, bound {bound:.3g}x: {measured / bound:.0%} of it",
+        reasons,
+    )
+
+
+def serial_fraction_claim(e_fit: float, e_known: float, points: int):
+    """ "Karp-Flatt's serial fraction is the work we know is serial", judged on a thread sweep (:mod:`efflab.claims`):
+    the fitted ``e`` within ``SERIAL_SHARE_TOLERANCE`` of ``e_known`` (the share of the part that cannot use the
+    threads, measured on one thread).
+
+    ``points`` is the number of thread counts above one in the sweep. Diagnoses of an ``e`` above the known share:
+    with one point Karp-Flatt cannot separate serial work from parallel overhead, so the overhead counts as serial;
+    with several, the overhead of more threads; other processes used the cores.
+
+    Examples
+    --------
+    >>> print(serial_fraction_claim(0.19, 0.183, 1))
+    held here: Karp-Flatt's serial fraction is the share we know is serial (e = 0.190, known 0.183)
+    >>> print(serial_fraction_claim(0.486, 0.183, 1).why)  # doctest: +NORMALIZE_WHITESPACE
+    one point (p = 2) cannot tell serial work from parallel overhead: e = 0.486 counts the cost of running two
+    threads as serial work, so Amdahl's cap from it (2.06x) is far below the 5.46x that the serial share alone allows
+    """
+    from efflab.claims import check, cores_contended, reason
+
+    e_fit, e_known = float(e_fit), float(v.fraction(e_known, "e_known"))
+    if not np.isfinite(e_fit):
+        raise ValueError(f"e_fit must be a finite serial fraction; got {e_fit!r}")
+    points = v.integer(points, "points", "thread counts above 1", low=1)
+    above = e_fit > e_known + SERIAL_SHARE_TOLERANCE
+    cap_fit = "no finite cap" if e_fit <= 0 else f"{1 / e_fit:.3g}x"
+    cap_known = "no finite cap" if e_known <= 0 else f"{1 / e_known:.3g}x"
+    return check(
+        "Karp-Flatt's serial fraction is the share we know is serial",
+        abs(e_fit - e_known) <= SERIAL_SHARE_TOLERANCE,
+        f"e = {e_fit:.3f}, known {e_known:.3f}",
+        [
+            reason(
+                above and points == 1,
+                f"one point (p = 2) cannot tell serial work from parallel overhead: e = {e_fit:.3f} counts the cost "
+                f"of running two threads as serial work, so Amdahl's cap from it ({cap_fit}) is far below the "
+                f"{cap_known} that the serial share alone allows",
+            ),
+            reason(
+                above and points > 1,
+                f"e = {e_fit:.3f} is above the {e_known:.3f} known to be serial: the rest is the overhead of more "
+                "threads (synchronisation, shared memory bandwidth), which Karp-Flatt counts as serial",
+            ),
+            cores_contended(),
+        ],
+    )

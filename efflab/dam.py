@@ -27,6 +27,8 @@ IO_OVERHEAD_FAIL_ABOVE = 0.10  # I/O overhead > 10 % fails
 MFU_FAIL_BELOW = 0.30  # model-FLOPs utilization < 30 % fails
 MFU_PASS_ABOVE = 0.50  # MFU > 50 % passes
 UTILIZATION_WARN_BELOW = 0.80  # rule of thumb: accelerator busy < 80 % of the time suggests data-bound
+ACTIVE_PARAMS_PASS_BELOW = 0.50  # non-zero / total parameters < 50 % (sparse) passes the Algorithm row
+ACTIVE_PARAMS_FAIL_AT = 1.00  # 100 % (dense) fails it; the rubric grades nothing in between (efflab: "warn")
 
 # Proposed fixes: the regimes in which each one shortens the dominant term, and what kind of fix it is (hardware fixes
 # that miss become the hardware crutch; model changes while input-bound, the model twiddle).
@@ -80,11 +82,13 @@ class Scorecard:
     utilization: Check
     mfu: Check | None = None
     intensity: Check | None = None
+    active_params: Check | None = None  # MLSysBook's Algorithm row: non-zero / total parameters
 
     @property
     def checks(self) -> tuple[Check, ...]:
         """The checks that could be computed, in order."""
-        return tuple(c for c in (self.io_overhead, self.utilization, self.mfu, self.intensity) if c is not None)
+        rows = (self.io_overhead, self.utilization, self.mfu, self.intensity, self.active_params)
+        return tuple(c for c in rows if c is not None)
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,8 @@ def diagnose(
     bandwidth_bytes_per_s=None,
     wall_time_s=None,
     proposed_fix: str | None = None,
+    params_total=None,
+    params_nonzero=None,
 ) -> Diagnosis:
     """Diagnose a measured workload along the D·A·M axes and score it.
 
@@ -193,6 +199,9 @@ def diagnose(
         Measured wall time, s, at least the largest term (overlapped terms may sum to more).
     proposed_fix : str, optional
         One of ``FIXES``: checked for the anti-pattern it would fall into.
+    params_total, params_nonzero : int, optional
+        The model's parameter count and how many of them are non-zero (both or neither): the scorecard's
+        active-parameters row, ``nonzero / total`` (fail at 100 %, dense; pass < 50 %, sparse).
 
     Returns
     -------
@@ -280,6 +289,16 @@ def diagnose(
             "< 80 % busy suggests data-bound",
         ),
     }
+    if (params_total is None) != (params_nonzero is None):
+        raise ValueError("params_total and params_nonzero go together (parameters): give both or neither")
+    if params_total is not None:
+        total = v.integer(params_total, "params_total", "parameters", low=1)
+        nonzero = v.integer(params_nonzero, "params_nonzero", "parameters", low=0, high=total)
+        active = nonzero / total
+        verdict = _verdict(active, lambda x: x < ACTIVE_PARAMS_PASS_BELOW, lambda x: x >= ACTIVE_PARAMS_FAIL_AT)
+        checks["active_params"] = Check(
+            "active params", active, "fraction", verdict, "fail at 100 % (dense), pass < 50 % (sparse)"
+        )
     if mfu is not None:
         verdict = _verdict(mfu, lambda x: x > MFU_PASS_ABOVE, lambda x: x < MFU_FAIL_BELOW)
         checks["mfu"] = Check("MFU", mfu, "fraction", verdict, "fail < 30 %, pass > 50 %")

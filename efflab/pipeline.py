@@ -39,9 +39,11 @@ __all__ = [
     "ModelStep",
     "PipelineConfig",
     "PipelineRun",
+    "bottleneck_claim",
     "decode_image",
     "encode_image",
     "fit_serial_fraction",
+    "overlap_claim",
     "overlapped_time_s",
     "plot_runs",
     "torch_threads",
@@ -519,3 +521,78 @@ def plot_runs(runs, ax=None):
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=8.5, frameon=False)
     ax.set_title("Stage times (bars, medians) and wall time per batch (diamonds)")
     return ax
+
+
+def bottleneck_claim(before: PipelineRun, after: PipelineRun):
+    """ "Accelerating the model step moved the bottleneck to the loader", judged on two sequential runs
+    (:mod:`efflab.claims`). Diagnoses: the model step did not speed up enough to fall below the loader (its speed-up
+    and the loader's time are named); other processes used the cores.
+
+    Examples
+    --------
+    >>> run = lambda d, a, m: PipelineRun({"decode": (d,), "augment": (a,), "model": (m,)}, (0.0,), d + a + m,
+    ...                                   False, 0, 1)
+    >>> print(bottleneck_claim(run(6.2e-3, 4.0e-3, 46.3e-3), run(6.2e-3, 4.0e-3, 6.5e-3)))
+    held here: accelerating the model step moved the bottleneck to the loader (model 46.3 ms -> 6.5 ms,
+      loader 10.2 ms)
+    """
+    from efflab.claims import check, cores_contended, reason
+
+    if not isinstance(before, PipelineRun) or not isinstance(after, PipelineRun):
+        raise TypeError("before and after must be PipelineRun objects (InputPipeline.run)")
+    m0, m1, loader = before.stage_time_s["model"], after.stage_time_s["model"], after.loader_time_s
+    return check(
+        "accelerating the model step moved the bottleneck to the loader",
+        before.bottleneck == "model" and after.bottleneck == "loader",
+        f"model {m0 * 1e3:.3g} ms -> {m1 * 1e3:.3g} ms, loader {loader * 1e3:.3g} ms",
+        [
+            reason(
+                m1 >= loader,
+                f"the model step sped up only x{m0 / m1:.3g}, and at {m1 * 1e3:.3g} ms it still takes longer than "
+                f"the {loader * 1e3:.3g} ms loader",
+            ),
+            reason(
+                before.bottleneck != "model",
+                f"the loader ({before.loader_time_s * 1e3:.3g} ms) already outweighed the model step "
+                f"({m0 * 1e3:.3g} ms) before it was accelerated",
+            ),
+            cores_contended(),
+        ],
+    )
+
+
+def overlap_claim(runs):
+    """ "Overlapping hides part of the work": every overlapped run's time per batch is shorter than the sum of its own
+    stage times (:mod:`efflab.claims`). Diagnoses: the threads slowed each other down so much that the stages grew
+    (named with the growth of the longest), other processes used the cores.
+
+    Examples
+    --------
+    >>> run = PipelineRun({"decode": (6e-3,), "augment": (4e-3,), "model": (7e-3,)}, (5e-3,), 11.6e-3, True, 1, 1)
+    >>> print(overlap_claim([run]))
+    held here: overlapping hides part of the work (1 loader thread(s): 11.6 ms per batch against 17 ms of stages)
+    """
+    from efflab.claims import check, cores_contended, reason
+
+    runs = list(runs)
+    if not runs or not all(isinstance(r, PipelineRun) and r.overlap for r in runs):
+        raise TypeError("runs must be a non-empty sequence of overlapped PipelineRun objects (overlap=True)")
+    sums = [sum(r.stage_time_s.values()) for r in runs]
+    worst = max(range(len(runs)), key=lambda i: runs[i].time_per_batch_s / sums[i])
+    return check(
+        "overlapping hides part of the work",
+        all(r.time_per_batch_s < s for r, s in zip(runs, sums, strict=True)),
+        "; ".join(
+            f"{r.workers} loader thread(s): {r.time_per_batch_s * 1e3:.3g} ms per batch against {s * 1e3:.3g} ms of "
+            "stages"
+            for r, s in zip(runs, sums, strict=True)
+        ),
+        [
+            reason(
+                runs[worst].threads + runs[worst].workers > (os.cpu_count() or 1),
+                f"{runs[worst].workers} loader thread(s) and {runs[worst].threads} model thread(s) share "
+                f"{os.cpu_count() or 1} core(s): the stages take turns instead of overlapping",
+            ),
+            cores_contended(),
+        ],
+    )

@@ -81,6 +81,8 @@ class ScenarioRun:
     bandwidth_bytes_per_s: float
     device: str
     how: str  # how the terms were measured
+    params_total: int | None = None  # the model's parameters, and how many are non-zero (the scorecard's
+    params_nonzero: int | None = None  # active-parameters row)
 
     @property
     def time_per_item_s(self) -> float:
@@ -99,6 +101,8 @@ class ScenarioRun:
             "bytes_moved": self.bytes_moved,
             "peak_flops_per_s": max(self.peak_flops_per_s, achieved),
             "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
+            "params_total": self.params_total,
+            "params_nonzero": self.params_nonzero,
         }
 
     def diagnose(self, proposed_fix: str | None = None) -> Diagnosis:
@@ -283,6 +287,14 @@ def _median_s(fn, *args, min_run_s: float) -> float:
         return benchmark(fn, *args, min_run_s=min_run_s, max_run_s=max(1.0, 5 * min_run_s)).median_s
 
 
+def _param_counts(tensors) -> tuple[int, int]:
+    """(total, non-zero) elements of the given parameter tensors."""
+    import torch
+
+    tensors = list(tensors)
+    return sum(t.numel() for t in tensors), sum(int(torch.count_nonzero(t)) for t in tensors)
+
+
 class Scenario:
     """Base class: ``run(variant)`` measures one variant, ``trial()`` measures the baseline and both levers."""
 
@@ -334,12 +346,15 @@ class Scenario:
             prof = profile_ops(fn, *inputs, roofline=self.roofline)
         return prof.total_flops, prof.total_bytes, sum(1 for r in prof.records if r.bytes_moved > 0)
 
-    def _run(self, variant, unit, items, data, compute, idle, wall, flops, nbytes, how, all_cores=False) -> ScenarioRun:
+    def _run(
+        self, variant, unit, items, data, compute, idle, wall, flops, nbytes, how, all_cores=False, params=()
+    ) -> ScenarioRun:
         roof = self._roofline_for(all_cores)
+        total, nonzero = _param_counts(params) if params else (None, None)
         return ScenarioRun(
             self.name, variant, unit, items, data, compute, idle, wall, flops, nbytes,
             roof.peak_flops_per_s("fp32" if "fp32" in roof.compute else None), roof.bandwidth_bytes_per_s(),
-            str(self.device), how,
+            str(self.device), how, total, nonzero,
         )  # fmt: skip
 
     def run(self, variant: str = "baseline") -> ScenarioRun:
@@ -500,6 +515,7 @@ class StarvingAccelerator(Scenario):
                     flops * self.batches,
                     nbytes * self.batches,
                     how,
+                    params=list(models[k].parameters()),
                 )  # fmt: skip
             )
         return runs
@@ -603,7 +619,10 @@ class LatencyCliff(Scenario):
         unit = f"call of batch {b}"
         how = f"T(b) = L + b t fitted to T(1) and T({self.micro_batch}); idle = L, compute = b t"
         all_cores = variant == "faster_gpu" and self.device.type == "cpu"  # judged against every core's peak
-        return self._run(variant, unit, b, 0.0, compute, wall - compute, wall, flops, nbytes, how, all_cores)
+        return self._run(
+            variant, unit, b, 0.0, compute, wall - compute, wall, flops, nbytes, how, all_cores,
+            params=list(model.parameters()),
+        )  # fmt: skip
 
     def _wasted_bound(self, baseline):
         # More FLOP/s can at most remove the compute term; the fixed dispatch cost stays (Amdahl).
@@ -679,7 +698,9 @@ class ComputeWall(Scenario):
             flops, nbytes, ops = self._profile(fn, x, w, b)
         idle = min(ops * floor, wall)
         how = f"benchmark median; idle = {ops} ops x {floor * 1e6:.3g} µs (one-element add), compute = the rest"
-        return self._run(variant, f"call ({self.n} rows)", self.n, 0.0, wall - idle, idle, wall, flops, nbytes, how)
+        return self._run(
+            variant, f"call ({self.n} rows)", self.n, 0.0, wall - idle, idle, wall, flops, nbytes, how, params=(w, b)
+        )
 
     def working_set_bytes(self, variant: str = "baseline") -> int:
         """fp32 bytes of the matmul's operands and output: ``x``, ``W`` and ``x @ W`` (``W`` and the output halve

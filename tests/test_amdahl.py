@@ -186,3 +186,62 @@ def test_wrong_shapes_and_types():
     _raises_naming(pipeline_time_s, "stage_times_s", [])
     _raises_naming(pipeline_time_s, "overlap", [1.0], overlap="yes")
     _raises_naming(pipeline_speedup, "overlap", [1.0], [2.0], overlap=None)
+
+
+# --- claims judged on measured runs -------------------------------------------------------------------------------------
+
+
+def test_bound_claim_names_the_term_that_beat_the_bound(monkeypatch):
+    from efflab import claims
+    from efflab.amdahl import amdahl_speedup, bound_claim
+    from efflab.claims import UnexplainedClaim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    before = [300e-6, 95e-6, 6e-6]  # data, compute, idle per item
+    f = before[0] / sum(before)
+    bound = amdahl_speedup(f, float("inf"))  # caching removes the data term: 1 / (1 - f) by hand
+    assert bound == pytest.approx(sum(before) / (95e-6 + 6e-6))
+    # Only the data term went: exactly the bound, held.
+    after = [0.0, 95e-6, 6e-6]
+    assert bound_claim("C", sum(before) / sum(after), bound, before, after, 0, float("inf")).held
+    # Compute fell too: beaten, and the verdict names compute (the 117 % of the bound).
+    after = [0.0, 70e-6, 6e-6]
+    v = bound_claim("C", sum(before) / sum(after), bound, before, after, 0, float("inf"))
+    assert not v.held and v.why.startswith("compute, which the lever does not target, fell from 95 µs to 70 µs")
+    # Pruning assumed s = 2 but the compute term sped up 2.5x.
+    before, after = [0.0, 50e-6, 1e-6], [0.0, 20e-6, 1e-6]
+    v = bound_claim("B", 51 / 21, amdahl_speedup(50 / 51, 2.0), before, after, 1, 2.0)
+    assert "sped up x2.5, more than the x2 the bound assumed" in v.why
+    # A term that fell but saved far too little to cover the excess explains nothing (this session's lab 5: idle
+    # fell 62 %, 1 µs of a 300 µs item, while the bound was beaten by 5 %).
+    before, after = [300e-6, 95e-6, 1.61e-6], [0.0, 95e-6, 0.609e-6]
+    with pytest.raises(UnexplainedClaim):
+        bound_claim("C", 1.05 * sum(before) / (95e-6 + 1.61e-6), sum(before) / (95e-6 + 1.61e-6), before, after, 0,
+                    float("inf"))  # fmt: skip
+    # Beaten with every term as assumed is impossible arithmetic: unexplained.
+    with pytest.raises(UnexplainedClaim):
+        bound_claim("X", 3.0, 2.0, [0.0, 50e-6, 1e-6], [0.0, 25e-6, 1e-6], 1, 2.0)
+    with pytest.raises(ValueError, match="lever_term"):
+        bound_claim("X", 1.0, 1.0, [1, 1, 1], [1, 1, 1], 3, 2.0)
+
+
+def test_prediction_and_serial_fraction_claims(monkeypatch):
+    from efflab import claims
+    from efflab.amdahl import amdahl_limit, prediction_claim, serial_fraction_claim
+    from efflab.claims import UnexplainedClaim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert prediction_claim(["1 layer"], [3.38], [3.31], 10.3e-3, [10.3e-3]).held  # 2 % apart
+    v = prediction_claim(["1 layer"], [3.38], [2.6], 10.3e-3, [13.0e-3])
+    assert "+26%" in v.why
+    with pytest.raises(UnexplainedClaim):  # 23 % off while the loader did not move
+        prediction_claim(["1 layer"], [3.38], [2.6], 10.3e-3, [10.3e-3])
+    # This session's ch05: one point, e = 0.486 against the loader's 0.183.
+    v = serial_fraction_claim(0.486, 0.183, 1)
+    assert not v.held and f"({amdahl_limit(1 - 0.486):.3g}x)" in v.why and "5.46x" in v.why
+    assert "overhead of more threads" in serial_fraction_claim(0.4, 0.183, 5).why
+    with pytest.raises(UnexplainedClaim):  # e below the known serial share: superlinear, not explained
+        serial_fraction_claim(0.0, 0.183, 1)
+    with pytest.raises(ValueError, match="e_known"):
+        serial_fraction_claim(0.2, 1.5, 1)

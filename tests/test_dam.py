@@ -225,3 +225,32 @@ def test_valid_input_never_nan(data_s, compute_s, idle_s, mfu, nbytes):
 def test_mfu_above_one_is_rejected():
     with pytest.raises(ValueError, match="flops must be <= peak_flops_per_s"):
         diagnose(data_time_s=0.0, compute_time_s=1e-3, flops=1e15, peak_flops_per_s=1e14)
+
+
+def test_active_params_row_of_the_rubric():
+    from efflab.dam import diagnose
+
+    def row(total, nonzero):
+        card = diagnose(data_time_s=0.0, compute_time_s=1.0, params_total=total, params_nonzero=nonzero).scorecard
+        return card.active_params.value, card.active_params.verdict
+
+    assert row(100, 100) == (1.0, "fail")  # dense
+    assert row(100, 40) == (0.4, "pass")  # sparse below half
+    assert row(100, 70) == (0.7, "warn")  # the rubric grades nothing in between
+    assert diagnose(data_time_s=0.0, compute_time_s=1.0).scorecard.active_params is None
+    with pytest.raises(ValueError, match="params_total and params_nonzero"):
+        diagnose(data_time_s=0.0, compute_time_s=1.0, params_total=10)
+    with pytest.raises(ValueError, match="params_nonzero"):
+        diagnose(data_time_s=0.0, compute_time_s=1.0, params_total=10, params_nonzero=11)
+
+
+def test_scenarios_report_their_parameters():
+    from efflab.roofline import Roofline
+    from efflab.scenarios import ComputeWall
+
+    roof = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6)
+    wall = ComputeWall(n=64, device="cpu", roofline=roof, min_run_s=0.01)
+    run, pruned = wall.run(), wall.run("prune")
+    assert (run.params_total, run.params_nonzero) == (64 * 64 + 64, 64 * 64 + 64)  # randn: no exact zeros
+    assert pruned.params_total == 64 * 32 + 32  # structured pruning removes columns: still dense
+    assert run.diagnose().scorecard.active_params.verdict == "fail"

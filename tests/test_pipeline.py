@@ -206,3 +206,28 @@ def test_config_rejects_bad_sizes():
         PipelineConfig(crop_hw=10, pool=3)
     with pytest.raises(TypeError, match="batch_size"):
         PipelineConfig(batch_size=2.5)
+
+
+def _run(decode, augment, model, total, overlap=False, workers=0, threads=1):
+    from efflab.pipeline import PipelineRun
+
+    return PipelineRun({"decode": (decode,), "augment": (augment,), "model": (model,)}, (0.0,), total, overlap,
+                       workers, threads)  # fmt: skip
+
+
+def test_bottleneck_and_overlap_claims(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.pipeline import bottleneck_claim, overlap_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    before = _run(6.2e-3, 4.0e-3, 46.3e-3, 56.5e-3)
+    assert bottleneck_claim(before, _run(6.2e-3, 4.0e-3, 6.5e-3, 16.7e-3)).held
+    v = bottleneck_claim(before, _run(6.2e-3, 4.0e-3, 12e-3, 22.2e-3))  # sped up only 3.9x
+    assert not v.held and "sped up only x3.86" in v.why
+    assert overlap_claim([_run(6e-3, 4e-3, 7e-3, 11.6e-3, True, 1)]).held
+    with pytest.raises(UnexplainedClaim):  # slower than the sum of its stages with cores to spare: unexplained
+        overlap_claim([_run(6e-3, 4e-3, 7e-3, 18e-3, True, 1, threads=0)])
+    with pytest.raises(TypeError, match="overlapped"):
+        overlap_claim([before])

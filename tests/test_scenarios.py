@@ -156,7 +156,7 @@ def test_mfu_uses_the_peak_of_the_threads_that_ran(monkeypatch):
 # --- the chapter's expectations of the levers, judged on the runs --------------------------------------------------------
 
 
-def _run(variant, data, compute, idle, flops=1.0, nbytes=1.0):
+def _lever_run(variant, data, compute, idle, flops=1.0, nbytes=1.0):
     return ScenarioRun("demo", variant, "call", 1, data, compute, idle, data + compute + idle, flops, nbytes, 1e11, 2e10,
                        "cpu", "")  # fmt: skip
 
@@ -168,19 +168,21 @@ def test_lever_claims_held_and_diagnosed(monkeypatch):
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    base = _run("baseline", 0.107, 0.0285, 0.0007)  # this session's starving accelerator, per epoch
+    base = _lever_run("baseline", 0.107, 0.0285, 0.0007)  # this session's starving accelerator, per epoch
     s = StarvingAccelerator(batches=1, batch_size=2, **FAST)
     bound = s._wasted_bound(base)
     assert bound == pytest.approx(0.1362 / (0.1362 - 0.75 * 0.0285))  # Amdahl by hand: 1.19x
     # The stored output issue 14 quotes: the smaller model at 1.25x, beyond its bound, because decoding got faster.
-    wasted = _run("change_model", 0.080, 0.0095, 0.0007)
-    trial = s._trial(base, _run("cache_dataset", 0.0006, 0.027, 0.0003), wasted)
+    wasted = _lever_run("change_model", 0.080, 0.0095, 0.0007)
+    trial = s._trial(base, _lever_run("cache_dataset", 0.0006, 0.027, 0.0003), wasted)
     regime, works, close, under = trial.claims()
     assert regime.held and "data 79%" in regime.figures
     assert works.held and not close.held and not under.held
     assert "ran 25% faster beside it" in under.why
     # Nothing explains a smaller model that beats its bound while the input stage did not move.
-    trial = s._trial(base, _run("cache_dataset", 0.0006, 0.027, 0.0003), _run("change_model", 0.107, 0.0, 0.0))
+    trial = s._trial(
+        base, _lever_run("cache_dataset", 0.0006, 0.027, 0.0003), _lever_run("change_model", 0.107, 0.0, 0.0)
+    )
     with pytest.raises(UnexplainedClaim):
         trial.claims()
     # The compute wall: x2.49 from pruning is "nearly halves" only if the pruned layer moved to a faster cache level.
@@ -191,16 +193,20 @@ def test_lever_claims_held_and_diagnosed(monkeypatch):
     monkeypatch.setattr(ceilings, "cache_sizes_bytes", lambda: {"l2": 512 << 10, "l3": 8 << 20})
     mm = {"flops": 2 * 1024**3, "nbytes": 12 * 2**20}  # intensity 171 FLOP/B, far above the 5 FLOP/B ridge
     t = wall._trial(
-        _run("baseline", 0, 0.064, 0, **mm), _run("prune", 0, 0.0257, 0), _run("fuse_kernels", 0, 0.0637, 0)
+        _lever_run("baseline", 0, 0.064, 0, **mm),
+        _lever_run("prune", 0, 0.0257, 0),
+        _lever_run("fuse_kernels", 0, 0.0637, 0),
     )
     assert "8 MiB of operands fit in the l3" in t.claims()[1].why
     assert isinstance(t, LeverTrial) and t.claims()[0].held  # nothing but compute: compute-bound
     monkeypatch.setattr(ceilings, "cache_sizes_bytes", lambda: {"l2": 512 << 10, "l3": 32 << 20})  # both fit
     with pytest.raises(UnexplainedClaim):
         wall._trial(
-            _run("baseline", 0, 0.064, 0), _run("prune", 0, 0.0257, 0), _run("fuse_kernels", 0, 0.0637, 0)
+            _lever_run("baseline", 0, 0.064, 0),
+            _lever_run("prune", 0, 0.0257, 0),
+            _lever_run("fuse_kernels", 0, 0.0637, 0),
         ).claims()
     # Rounds that disagree explain a wasted lever outside the band.
-    t = LeverTrial("demo", _run("baseline", 0, 1.0, 0), _run("a", 0, 0.2, 0), _run("b", 0, 0.7, 0), {"a": "", "b": ""},
+    t = LeverTrial("demo", _lever_run("baseline", 0, 1.0, 0), _lever_run("a", 0, 0.2, 0), _lever_run("b", 0, 0.7, 0), {"a": "", "b": ""},
                    rounds_s={"baseline": (1.0, 1.5)})  # fmt: skip
     assert "differ by up to 50%" in t.claims()[1].why
