@@ -1,8 +1,9 @@
 # The README's two commands:
 #   make book   create .venv, install everything, fetch the offline assets, build the book into _build/html
 #   make test   the same install, then lint and the full test suite (unit tests, doctests, the book built with -W
-#               and read in a headless browser, the grader, and strict nbval on every notebook — the notebooks
-#               run once, inside a Colab-like environment, see below)
+#               and read in a headless browser, the grader, every chapter and lab master once more on one thread
+#               with every claim held or explained, and strict nbval on every notebook inside a Colab-like
+#               environment, see below)
 # Helpers: make outputs (re-execute notebooks in place), make book EXECUTE=force (re-execute for one build), make clean.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -45,7 +46,9 @@ test: $(STAMP) $(ASSETS) browser $(COLAB_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/efflab sync-notebooks --check
 	$(BIN)/efflab assign --check
-	$(BIN)/python -m pytest tests efflab --ignore=tests/colab
+	$(BIN)/python -m pytest tests efflab --ignore=tests/colab --ignore=tests/one_thread
+	OMP_NUM_THREADS=1 EFFLAB_STRICT_CHECK=1 EFFLAB_STRICT_CLAIMS=1 \
+	  $(BIN)/python -m pytest tests/one_thread -p no:cacheprovider
 	$(COLAB_VENV)/bin/python -m pip uninstall -q -y efflab 2> /dev/null || true
 	EFFLAB_SOURCE="$(CURDIR)" EFFLAB_STRICT_CHECK=1 EFFLAB_STRICT_CLAIMS=1 \
 	  $(COLAB_VENV)/bin/python -m pytest chapters labs/masters tests/colab -p no:cacheprovider

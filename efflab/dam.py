@@ -7,6 +7,12 @@ input, time it computed, time it sat idle between dispatches) and, when given, i
 returns the dominant axis and regime, MLSysBook's scorecard, the levers that work and those that are wasted, and
 the anti-pattern a proposed fix would fall into.
 
+Axes: input- and memory-bound -> data; latency-bound -> machine (``L_lat`` is dispatch, not operations: the levers
+that shorten it -- batching, fusion, asynchronous dispatch -- remove no operation); compute-bound -> machine while MFU
+fails the rubric, else algorithm. MLSysBook's appendix puts its latency-cliff case on the Algorithm axis and its
+compute-wall case on Machine; chapter 6 states the difference and why this module follows the appendix's iron-law
+mapping instead.
+
 Regimes: ``"input"`` (the device waits on the data pipeline: input-bound), ``"latency"`` (idle/dispatch time
 dominates), and, when device time dominates, the roofline's ``"memory"`` or ``"compute"`` -- or ``"device"`` when no
 FLOPs/bytes were given to tell those two apart.

@@ -216,7 +216,7 @@ class LeverTrial:
         if self.wasted_bound is not None:
             out.append(
                 check(
-                    f"the wasted lever stays under its Amdahl bound (x{self.wasted_bound:.3g})",
+                    f"the wasted lever stays under its Amdahl bound, x{self.wasted_bound:.3g}",
                     self.wasted_speedup <= self.wasted_bound * (1 + BOUND_SLACK),
                     f"x{self.wasted_speedup:.2f} per item",
                     [*self.reasons.get("bound", ()), *common()],
