@@ -65,6 +65,7 @@ __all__ = [
     "flat_claim",
     "op_bound",
     "proportional_claim",
+    "regimes_claim",
     "resident_level",
     "unit_classify",
 ]
@@ -911,9 +912,9 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_
     bound (:func:`op_bound`: the memory level its data lives in, the compute peak, the exp rate), within
     ``BOUND_TOLERANCE``.
 
-    Diagnoses, in this order: the hypervisor took the vCPUs during the ceilings or the ops (steal); other processes
-    share the cores; the fastest op's working set is under STREAM's 4x the last-level cache, so part of it stays
-    cached between repeats although it does not fit whole.
+    Diagnoses, in this order: the op is overhead-dominated (its bound is the dispatch floor, measured separately);
+    its working set is under STREAM's 4x the last-level cache, so part of it stays cached between repeats although
+    it does not fit whole; the hypervisor took the vCPUs (steal); other processes used the cores.
 
     Examples
     --------
@@ -947,9 +948,6 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_
         share <= 1 + BOUND_TOLERANCE,
         f"closest: {op.label} at {share:.0%} of its bound",
         [
-            hypervisor_steal(cpu_times_before, after := cpu_times() if cpu_times_before is not None else None),
-            others_busy(cpu_times_before, after),
-            cores_contended(),
             reason(
                 0 < op.time_s < OVERHEAD_FACTOR * floor,
                 f"{op.label} takes {op.time_s * 1e6:.3g} µs, under {OVERHEAD_FACTOR}x the {floor * 1e6:.3g} µs "
@@ -962,6 +960,9 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_
                 f"{bytes_text(llc)} last-level cache (STREAM's rule): part of it stays cached between repeats, so "
                 "not every byte comes from DRAM",
             ),
+            hypervisor_steal(cpu_times_before, after := cpu_times() if cpu_times_before is not None else None),
+            others_busy(cpu_times_before, after),
+            cores_contended(),
         ],
     )
 
@@ -1053,4 +1054,51 @@ def flat_claim(sizes, times_s, small_sizes=(8, 64), spread: float = 0.0):
         worst < FLAT_RATIO_BELOW,
         ", ".join(f"{n} -> {2 * n} x{ratio:.2f}" for n, ratio in steps),
         [within_noise(worst, spread + FLAT_RATIO_BELOW - 1), cores_contended()],
+    )
+
+
+# An op "sits under its roof" when it reaches at least this share of its iron-law bound (MLSysBook's MFU fail line).
+UNDER_ROOF_SHARE = 0.3
+
+
+def regimes_claim(ops, roofline: Roofline, expected=("latency", "memory", "compute"), cpu_times_before=None):
+    """The introduction's expectation for :func:`regime_workloads`, judged on their measurements
+    (:mod:`efflab.claims`): the three probes land in the three regimes, each at ``UNDER_ROOF_SHARE`` or more of
+    its own iron-law bound (the tiny add at the dispatch floor, the large add under the memory roof, the matmul
+    under the compute roof).
+
+    Diagnoses: the hypervisor took the vCPUs (steal); other processes used the cores (an op far below its roof on
+    an idle machine is unexplained: the roofline or the op's cost would be wrong).
+
+    Examples
+    --------
+    >>> roof = Roofline({"fp32": 6.3e10}, {"dram": 1.86e10}, latency_s=3e-6)
+    >>> ops = [MeasuredOp("tiny add (64)", 64, 768, 2.76e-6), MeasuredOp("large add (16M)", 2**24, 12 * 2**24, 12.6e-3),
+    ...        MeasuredOp("matmul 1024^3", 2 * 1024**3, 12 * 2**20, 50.2e-3)]
+    >>> print(regimes_claim(ops, roof))  # doctest: +NORMALIZE_WHITESPACE
+    held here: one probe per regime, each under its own roof (tiny add (64) latency-bound at 110% of its
+      bound; large add (16M) memory-bound at 86%; matmul 1024^3 compute-bound at 68%)
+    """
+    from efflab.claims import check, cores_contended, cpu_times, hypervisor_steal, others_busy
+
+    ops = list(ops)
+    if len(ops) != len(expected):
+        raise ValueError(f"ops must hold one MeasuredOp per expected regime {tuple(expected)}; got {len(ops)}")
+    rows = []
+    for op in ops:
+        c = roofline.classify(op.flops, op.bytes_moved)
+        rows.append((op, c.regime, c.time_s / op.time_s))
+    parts = [f"{op.label} {regime}-bound at {share:.0%}" for op, regime, share in rows]
+    parts[0] += " of its bound"
+    short = [op for op, _, share in rows if share < UNDER_ROOF_SHARE]
+    after = cpu_times() if cpu_times_before is not None else None
+    return check(
+        "one probe per regime, each under its own roof",
+        [regime for _, regime, _ in rows] == list(expected) and not short,
+        "; ".join(parts),
+        [
+            hypervisor_steal(cpu_times_before, after),
+            others_busy(cpu_times_before, after),
+            cores_contended(),
+        ],
     )

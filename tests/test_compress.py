@@ -304,3 +304,41 @@ def test_variants_time_on_cuda(data):
         m = C.measure_latency(variant, data, 64, dtype, device="cuda", min_run_s=0.01)
         assert m.device.startswith("cuda") and m.median_s > 0
     assert next(model.parameters()).device.type == "cpu"  # the caller's model is not moved
+
+
+# --- the chapter's claims, judged on variants -----------------------------------------------------------------------------
+
+
+def test_compression_claims_held_and_diagnosed(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.compress import Variant, distillation_claim, precision_claim, pruning_time_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+
+    def var(name, family, accuracy=0.98, latency_s=500e-6):
+        return Variant(name, family, accuracy, 1, latency_s, 1.0, 256)
+
+    fp32 = var("fp32", "baseline", 0.9866)
+    # 98.66 -> 97.33 is 1.33 points: too much, and only the 4-bit format has a reason.
+    assert "16 levels per weight" in precision_claim([fp32, var("int4 weight-only", "q", 0.9733)]).why
+    with pytest.raises(UnexplainedClaim):
+        precision_claim([fp32, var("int8 dynamic", "q", 0.9733)])
+    assert precision_claim([fp32, var("int8 dynamic", "q", 0.9777)]).held  # 0.89 points
+    # Dense pruned at 1.20x fp32's time breaks "multiplies the zeros like any other number".
+    ok = [
+        var("pruned 90%", "unstructured", latency_s=505e-6),
+        var("structured 64 units", "structured", latency_s=90e-6),
+    ]
+    assert pruning_time_claim(fp32, ok).held
+    with pytest.raises(UnexplainedClaim):
+        pruning_time_claim(fp32, [var("pruned 90%", "unstructured", latency_s=600e-6), ok[1]])
+    with pytest.raises(ValueError, match="structured"):
+        pruning_time_claim(fp32, ok[:1])
+    # Distillation: +3.3 images is more than "a few", but inside a 6-image spread between seeds it is noise.
+    runs = {"distilled": [0.9800, 0.9866, 0.9800], "labels only": [0.9688, 0.9733, 0.9822]}
+    v = distillation_claim(runs, 449)
+    assert not v.held and "+3.3 of 449" in v.figures and "spread between seeds of one kind (6 images)" in v.why
+    with pytest.raises(UnexplainedClaim):
+        distillation_claim({"distilled": [0.99, 0.99, 0.99], "labels only": [0.97, 0.97, 0.97]}, 449)

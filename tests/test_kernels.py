@@ -496,3 +496,25 @@ def test_bound_claim_a_tiny_op_at_the_dispatch_floor_is_diagnosed(monkeypatch):
     # This session's ch03 run: a 64-element add at 2.72 µs against a 2.97 µs floor measured earlier.
     v = bound_claim([MeasuredOp("tiny add (64)", 64, 768, 2.72e-6)], roof, {"l3": 8 << 20})
     assert not v.held and "dispatch floor" in v.why
+
+
+def test_regimes_claim_on_the_introductions_probes(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.kernels import regimes_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    roof = Roofline({"fp32": 6.3e10}, {"dram": 1.86e10}, latency_s=3e-6)
+    tiny = MeasuredOp("tiny add (64)", 64, 768, 2.76e-6)
+    add = MeasuredOp("large add (16M)", 2**24, 12 * 2**24, 12.6e-3)  # bound 10.8 ms: 86 % by hand
+    mm = MeasuredOp("matmul 1024^3", 2 * 1024**3, 12 * 2**20, 50.2e-3)  # bound 34.1 ms: 68 %
+    v = regimes_claim([tiny, add, mm], roof)
+    assert v.held and "memory-bound at 86%" in v.figures and "compute-bound at 68%" in v.figures
+    slow = MeasuredOp("matmul 1024^3", 2 * 1024**3, 12 * 2**20, 0.2)  # 17 % of its roof on an idle machine
+    with pytest.raises(UnexplainedClaim):
+        regimes_claim([tiny, add, slow], roof)
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (6.0, 6.0, 6.0))
+    assert "other processes share the cores" in regimes_claim([tiny, add, slow], roof).why
+    with pytest.raises(ValueError, match="one MeasuredOp per expected regime"):
+        regimes_claim([tiny], roof)
