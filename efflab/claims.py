@@ -35,8 +35,10 @@ __all__ = [
     "cores_contended",
     "fits_cache",
     "overhead_dominated",
+    "physical_cores",
     "cpu_times",
     "hypervisor_steal",
+    "hyperthreads",
     "others_busy",
     "reason",
     "rounds_disagree",
@@ -377,4 +379,51 @@ def rounds_disagree(*rounds_s) -> Reason:
         worst > ROUNDS_SPREAD_ABOVE,
         f"repeated rounds of the same measurement differ by up to {worst:.0%}: the machine's speed changed during "
         "the experiment",
+    )
+
+
+def physical_cores() -> int | None:
+    """Distinct physical cores among the CPUs this process may run on, from ``/sys/devices/system/cpu/cpuN/topology``
+    (package id, core id); None where the topology cannot be read.
+
+    Examples
+    --------
+    >>> n = physical_cores()
+    >>> n is None or 1 <= n <= (os.cpu_count() or 1)
+    True
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        cores = set()
+        for cpu in cpus:
+            base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+            with open(f"{base}/physical_package_id") as fh, open(f"{base}/core_id") as gh:
+                cores.add((fh.read().strip(), gh.read().strip()))
+    except (OSError, ValueError):
+        return None
+    return len(cores) or None
+
+
+def hyperthreads(logical_cpus: int | None = None, cores: int | None = None) -> Reason:
+    """Reason "the CPUs are hyper-threads of fewer cores": a second thread on the same core shares its vector units,
+    so compute-bound work gains little from it (Colab's 2 vCPUs are one core's two hyper-threads). Reads
+    :func:`physical_cores` and the CPUs this process may use unless given.
+
+    Examples
+    --------
+    >>> print(hyperthreads(2, 1).text)
+    the 2 CPUs are hyper-threads of 1 physical core: a second thread shares the first one's vector units
+    >>> hyperthreads(2, 2).applies
+    False
+    """
+    if logical_cpus is None:
+        logical_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores is None:
+        cores = physical_cores()
+    if cores is None:
+        return Reason(False, "the core topology is not readable here")
+    return Reason(
+        cores < logical_cpus,
+        f"the {logical_cpus} CPUs are hyper-threads of {cores} physical core{'s' * (cores != 1)}: a second thread "
+        "shares the first one's vector units",
     )

@@ -63,6 +63,7 @@ __all__ = [
     "OpBound",
     "bound_claim",
     "flat_claim",
+    "lever_claims",
     "op_bound",
     "proportional_claim",
     "regimes_claim",
@@ -773,6 +774,7 @@ def more_cores_claim(
         cores_contended,
         cpu_times,
         fits_cache,
+        hyperthreads,
         hypervisor_steal,
         others_busy,
         reason,
@@ -792,6 +794,7 @@ def more_cores_claim(
     one_core_bw, all_cores_bw = float(add_bytes) / add_1, float(add_bytes) / add_n
     share = one_core_bw / dram
     contended = cores_contended()  # explains a matmul that gained nothing, not an add that gained too much
+    ht = hyperthreads()  # Colab: two hyper-threads of one core share its vector units
     return check(
         "more cores speed up the compute-bound matmul far more than the memory-bound add",
         mm_gain > CORES_GAIN_FLOOR and add_gain < mm_gain / 2,
@@ -800,6 +803,7 @@ def more_cores_claim(
             hypervisor_steal(cpu_times_before, after := cpu_times() if cpu_times_before is not None else None),
             reason(mm_gain <= CORES_GAIN_FLOOR and contended.applies, contended.text),
             others_busy(cpu_times_before, after),
+            reason(mm_gain <= CORES_GAIN_FLOOR and ht.applies, ht.text),
             fits_cache(add_bytes, caches),
             rounds_disagree(*add_rounds, *mm_rounds),
             reason(
@@ -1101,4 +1105,71 @@ def regimes_claim(ops, roofline: Roofline, expected=("latency", "memory", "compu
             others_busy(cpu_times_before, after),
             cores_contended(),
         ],
+    )
+
+
+# Lab 1's levers: batching "works" on the memory-bound op at this many times its throughput or more, and is "wasted"
+# on the compute-bound one inside this band; more FLOP/s "works" above CORES_GAIN_FLOOR (x1.3).
+BATCHING_GAIN_ABOVE = 3.0
+WASTED_GAIN_BAND = (0.8, 1.25)
+
+
+def lever_claims(items, times_s, weight_bytes: float | None = None, dram_bytes_per_s: float | None = None):
+    """Lab 1's expectations for its two levers, judged on the recorded measurements (:mod:`efflab.claims`).
+
+    ``items`` and ``times_s`` have shape (2 operators, 3 configurations): rows per call and seconds per call of the
+    memory-bound then the compute-bound operator, at baseline, with lever A (batching) and with lever B (more FLOP/s:
+    every CPU thread, or TF32 on a GPU). Expectations: batching multiplies the memory-bound op's throughput
+    (>= ``BATCHING_GAIN_ABOVE``) and leaves the compute-bound one's inside ``WASTED_GAIN_BAND``; more FLOP/s speeds
+    the compute-bound op up by more than ``CORES_GAIN_FLOOR`` and the memory-bound one by less.
+
+    Diagnoses: the CPUs are hyper-threads of fewer cores; other processes share the cores; one thread streams the
+    memory-bound op's ``weight_bytes`` well below the measured ``dram_bytes_per_s`` (so a second core raised its
+    bandwidth too).
+
+    Examples
+    --------
+    >>> items = [[1, 32, 1], [1024, 4096, 1024]]
+    >>> times = [[3.64e-3, 17.9e-3, 3.54e-3], [23.5e-3, 93.5e-3, 11.2e-3]]
+    >>> for verdict in lever_claims(items, times):
+    ...     print(verdict)
+    held here: batching multiplies the memory-bound op's throughput and not the compute-bound one's (x6.51 and
+      x1.01)
+    held here: more FLOP/s speed up the compute-bound op and not the memory-bound one (x2.10 and x1.03)
+    """
+    from efflab.claims import check, cores_contended, hyperthreads, reason
+
+    items = np.asarray(items, dtype=float)
+    times = np.asarray(times_s, dtype=float)
+    if items.shape != (2, 3) or times.shape != (2, 3):
+        raise ValueError(f"items and times_s must have shape (2, 3) (operators x configurations); got {items.shape}")
+    if not (np.all(items > 0) and np.all(times > 0) and np.all(np.isfinite(times))):
+        raise ValueError("items (rows) and times_s (s) must be finite and > 0")
+    gain = (items[:, 1:] / times[:, 1:]) / (items[:, :1] / times[:, :1])  # throughput over baseline
+    (a_mem, b_mem), (a_cmp, b_cmp) = gain
+    low, high = WASTED_GAIN_BAND
+    contended, threads = cores_contended(), hyperthreads()
+    one_core = []
+    if weight_bytes is not None and dram_bytes_per_s is not None:
+        share = float(weight_bytes) / times[0, 0] / float(dram_bytes_per_s)
+        one_core.append(
+            reason(
+                b_mem > 1 + CORES_GAIN_FLOOR and share < ONE_CORE_BANDWIDTH_SHARE,
+                f"one thread streamed the weights at {share:.0%} of the measured DRAM bandwidth: it cannot saturate "
+                "memory alone, so more threads raised the memory-bound op's bandwidth as well",
+            )
+        )
+    return (
+        check(
+            "batching multiplies the memory-bound op's throughput and not the compute-bound one's",
+            a_mem >= BATCHING_GAIN_ABOVE and low <= a_cmp <= high,
+            f"x{a_mem:.2f} and x{a_cmp:.2f}",
+            [contended],
+        ),
+        check(
+            "more FLOP/s speed up the compute-bound op and not the memory-bound one",
+            b_cmp > 1 + CORES_GAIN_FLOOR and b_mem <= 1 + CORES_GAIN_FLOOR,
+            f"x{b_cmp:.2f} and x{b_mem:.2f}",
+            [*one_core, reason(b_cmp <= 1 + CORES_GAIN_FLOOR and threads.applies, threads.text), contended],
+        ),
     )

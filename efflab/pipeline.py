@@ -46,6 +46,7 @@ __all__ = [
     "overlap_claim",
     "overlapped_time_s",
     "plot_runs",
+    "stage_cut_claim",
     "torch_threads",
 ]
 
@@ -595,4 +596,31 @@ def overlap_claim(runs):
             ),
             cores_contended(),
         ],
+    )
+
+
+def stage_cut_claim(before: PipelineRun, after: PipelineRun, stage: str = "decode", keep_below: float = 0.5):
+    """ "The fix removes most of a stage's time", judged on two runs (:mod:`efflab.claims`): the stage's median time
+    after is under ``keep_below`` of before (caching decoded images should leave little of ``decode``).
+
+    Examples
+    --------
+    >>> run = lambda d: PipelineRun({"decode": (d,), "augment": (4e-3,), "model": (6e-3,)}, (0.0,), d + 1e-2, False,
+    ...                             0, 1)
+    >>> print(stage_cut_claim(run(6.3e-3), run(0.2e-3)))
+    held here: the fix removes most of the decode time (6.3 ms -> 0.2 ms, 3% left)
+    """
+    from efflab.claims import check, cores_contended
+
+    if not isinstance(before, PipelineRun) or not isinstance(after, PipelineRun):
+        raise TypeError("before and after must be PipelineRun objects")
+    stage = v.choice(stage, "stage", STAGES)
+    t0, t1 = before.stage_time_s[stage], after.stage_time_s[stage]
+    if not t0 > 0:
+        raise ValueError(f"the {stage} stage took no time before the fix; nothing to remove")
+    return check(
+        f"the fix removes most of the {stage} time",
+        t1 < keep_below * t0,
+        f"{t0 * 1e3:.3g} ms -> {t1 * 1e3:.3g} ms, {t1 / t0:.0%} left",
+        [cores_contended()],
     )

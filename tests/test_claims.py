@@ -106,3 +106,11 @@ def test_others_busy_sees_a_neighbour_and_not_ourselves():
     v = claims.others_busy(before, claims.cpu_times())
     assert v.applies, v.text  # one busy neighbour per CPU: far over 20 % of the machine
     assert not claims.others_busy((1000, 10), (2000, 20)).applies  # old 2-tuples: not readable, never a false reason
+
+
+def test_hyperthreads_reason_from_the_topology(monkeypatch):
+    assert claims.hyperthreads(2, 1).applies and not claims.hyperthreads(4, 4).applies
+    monkeypatch.setattr(claims, "physical_cores", lambda: None)
+    assert not claims.hyperthreads(2).applies  # unreadable topology is never a reason
+    n = claims.physical_cores.__wrapped__() if hasattr(claims.physical_cores, "__wrapped__") else None
+    assert n is None

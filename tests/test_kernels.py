@@ -518,3 +518,29 @@ def test_regimes_claim_on_the_introductions_probes(monkeypatch):
     assert "other processes share the cores" in regimes_claim([tiny, add, slow], roof).why
     with pytest.raises(ValueError, match="one MeasuredOp per expected regime"):
         regimes_claim([tiny], roof)
+
+
+def test_lever_claims_of_lab1(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.kernels import lever_claims
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    items = [[1, 32, 1], [1024, 4096, 1024]]
+    good = [[3.64e-3, 17.9e-3, 3.54e-3], [23.5e-3, 93.5e-3, 11.2e-3]]  # this session's stored run
+    assert all(v.held for v in lever_claims(items, good))
+    # Colab: two hyper-threads of one core, so the second thread barely helps the matmul.
+    colab = [[3.64e-3, 17.9e-3, 3.54e-3], [23.5e-3, 93.5e-3, 21.0e-3]]
+    monkeypatch.setattr(claims, "physical_cores", lambda: 1)
+    monkeypatch.setattr(claims.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert "hyper-threads of 1 physical core" in lever_claims(items, colab)[1].why
+    monkeypatch.setattr(claims, "physical_cores", lambda: 2)
+    with pytest.raises(UnexplainedClaim):
+        lever_claims(items, colab)
+    # The memory-bound op gained x1.8 from a second thread: one thread streamed 64 MiB at 35 % of DRAM.
+    weak = [[3.64e-3, 17.9e-3, 2.0e-3], [23.5e-3, 93.5e-3, 11.2e-3]]
+    v = lever_claims(items, weak, weight_bytes=64 << 20, dram_bytes_per_s=5.2e10)[1]
+    assert "one thread streamed the weights at 35%" in v.why
+    with pytest.raises(ValueError, match="shape"):
+        lever_claims([[1, 2]], [[1.0, 2.0]])

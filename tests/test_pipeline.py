@@ -231,3 +231,17 @@ def test_bottleneck_and_overlap_claims(monkeypatch):
         overlap_claim([_run(6e-3, 4e-3, 7e-3, 18e-3, True, 1, threads=0)])
     with pytest.raises(TypeError, match="overlapped"):
         overlap_claim([before])
+
+
+def test_stage_cut_claim(monkeypatch):
+    from efflab import claims
+    from efflab.claims import UnexplainedClaim
+    from efflab.pipeline import stage_cut_claim
+
+    monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert stage_cut_claim(_run(6.3e-3, 4e-3, 6e-3, 16e-3), _run(0.2e-3, 4e-3, 6e-3, 10e-3)).held
+    with pytest.raises(UnexplainedClaim):  # decode kept 60 % of its time
+        stage_cut_claim(_run(6.3e-3, 4e-3, 6e-3, 16e-3), _run(3.8e-3, 4e-3, 6e-3, 14e-3))
+    with pytest.raises(ValueError, match="stage"):
+        stage_cut_claim(_run(6.3e-3, 4e-3, 6e-3, 16e-3), _run(0.2e-3, 4e-3, 6e-3, 10e-3), stage="load")
