@@ -33,8 +33,10 @@ __all__ = [
     "cache_level",
     "check",
     "cores_contended",
+    "cores_deliver",
     "fits_cache",
     "overhead_dominated",
+    "parallel_capacity",
     "physical_cores",
     "cpu_times",
     "hypervisor_steal",
@@ -426,4 +428,80 @@ def hyperthreads(logical_cpus: int | None = None, cores: int | None = None) -> R
         cores < logical_cpus,
         f"the {logical_cpus} CPUs are hyper-threads of {cores} physical core{'s' * (cores != 1)}: a second thread "
         "shares the first one's vector units",
+    )
+
+
+# A fixed loop of pure-Python additions that takes ~0.1-0.3 s on one core: long enough to dwarf process start-up.
+_SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range({n}):\n    x += i\nprint(time.perf_counter() - t)"
+SPIN_ITERATIONS = 2_000_000
+# All vCPUs together delivering under this share of (count x one alone) means they do not behave as separate cores.
+CAPACITY_SHARE_BELOW = 0.7
+
+
+def parallel_capacity(cpus: int | None = None, iterations: int = SPIN_ITERATIONS) -> float | None:
+    """How many CPUs' worth of work ``cpus`` busy processes get done together, measured now: the same fixed loop
+    runs alone, then in ``cpus`` processes at once, and each process's time alone over its time together is summed
+    (``cpus`` on separate idle cores; about 1 when they are hyper-threads of one core or the host gives the vCPUs one
+    core's time). None where processes cannot be started.
+
+    Examples
+    --------
+    >>> c = parallel_capacity(1, iterations=200_000)
+    >>> c is None or 0.5 < c < 1.5
+    True
+    """
+    import subprocess
+    import sys
+
+    n = _cpus(
+        cpus
+        if cpus is not None
+        else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
+    code = _SPIN.format(n=int(iterations))
+
+    def run(k):
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(k)]
+        return [float(p.communicate(timeout=120)[0]) for p in procs]
+
+    try:
+        alone = min(run(1)[0], run(1)[0])
+        together = run(n)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return sum(alone / t for t in together)
+
+
+def _cpus(n) -> int:
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"cpus must be >= 1 (CPUs); got {n}")
+    return n
+
+
+def cores_deliver(cpus: int | None = None) -> Reason:
+    """Reason "these vCPUs are not separate cores": :func:`parallel_capacity` measured now is under
+    ``CAPACITY_SHARE_BELOW`` of the CPU count (hyper-threads of one core, or a host that gives the vCPUs less than a
+    core each). Explains more threads that did not speed up compute-bound work. Takes about a second: evaluate it
+    only for a claim that did not hold.
+
+    Examples
+    --------
+    >>> cores_deliver(1).applies
+    False
+    """
+    n = _cpus(
+        cpus
+        if cpus is not None
+        else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
+    if n < 2:
+        return Reason(False, "one CPU: nothing to share")
+    capacity = parallel_capacity(n)
+    if capacity is None:
+        return Reason(False, "the CPUs' capacity could not be measured here")
+    return Reason(
+        capacity < CAPACITY_SHARE_BELOW * n,
+        f"all {n} CPUs busy at once got {capacity:.2f} CPUs' worth of work done (measured just now with a fixed loop "
+        "per CPU): the host gives them less than a core each, so more threads cannot add compute",
     )

@@ -342,3 +342,18 @@ def test_compression_claims_held_and_diagnosed(monkeypatch):
     assert not v.held and "+3.3 of 449" in v.figures and "spread between seeds of one kind (6 images)" in v.why
     with pytest.raises(UnexplainedClaim):
         distillation_claim({"distilled": [0.99, 0.99, 0.99], "labels only": [0.97, 0.97, 0.97]}, 449)
+
+
+def test_retime_measures_side_by_side_and_keeps_everything_else():
+    from efflab.compress import load_digits_data, make_mlp, measure_variant, retime
+
+    d = load_digits_data()
+    small = measure_variant("small", make_mlp((64, 10)), d, family="demo", min_run_s=0.001)
+    big = measure_variant("big", make_mlp((64, 512, 512, 10)), d, family="demo", min_run_s=0.001)
+    again = retime([small, big], d, rounds=2, min_run_s=0.005)
+    assert [x.name for x in again] == ["small", "big"]
+    assert again[0].accuracy == small.accuracy and again[1].size_bytes == big.size_bytes
+    # ~530k multiply-adds against ~6.4k per image: the big model must stay slower however noisy the machine.
+    assert again[1].latency_s > 2 * again[0].latency_s
+    with pytest.raises(TypeError, match="measured Variant"):
+        retime([small.as_dict()], d)

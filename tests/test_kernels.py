@@ -301,6 +301,7 @@ def test_more_cores_claim_held_and_diagnosed(monkeypatch):
     from efflab.kernels import more_cores_claim
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
+    monkeypatch.setattr(claims, "cores_deliver", lambda *a: claims.Reason(False, "two real cores"))
     dram_only = {"l2": 1 << 20, "l3": 8 << 20}
     add_bytes, dram = 2e8, 2e10  # one core at 10 ms moves 20 GB/s: the whole DRAM roof
     assert more_cores_claim((10e-3, 9.8e-3), (0.1, 0.052), add_bytes, dram, dram_only).held
@@ -523,10 +524,12 @@ def test_regimes_claim_on_the_introductions_probes(monkeypatch):
 def test_lever_claims_of_lab1(monkeypatch):
     from efflab import claims
     from efflab.claims import UnexplainedClaim
+    from efflab.claims import cores_deliver as real_cores_deliver
     from efflab.kernels import lever_claims
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(claims, "cores_deliver", lambda *a: claims.Reason(False, "two real cores"))
     items = [[1, 32, 1], [1024, 4096, 1024]]
     good = [[3.64e-3, 17.9e-3, 3.54e-3], [23.5e-3, 93.5e-3, 11.2e-3]]  # this session's stored run
     assert all(v.held for v in lever_claims(items, good))
@@ -544,3 +547,7 @@ def test_lever_claims_of_lab1(monkeypatch):
     assert "one thread streamed the weights at 35%" in v.why
     with pytest.raises(ValueError, match="shape"):
         lever_claims([[1, 2]], [[1.0, 2.0]])
+    # A host that gives the two vCPUs one core's time: measured, it explains the matmul that did not speed up.
+    monkeypatch.setattr(claims, "parallel_capacity", lambda cpus=None, iterations=0: 1.1)
+    monkeypatch.setattr(claims, "cores_deliver", real_cores_deliver)
+    assert "got 1.10 CPUs' worth of work done" in lever_claims(items, colab)[1].why
