@@ -27,6 +27,7 @@ from types import MappingProxyType
 import numpy as np
 
 from efflab import _validate as v
+from efflab.claims import Reason
 from efflab.opcost import (
     DTYPE_BYTES,
     OpCost,
@@ -67,6 +68,7 @@ __all__ = [
     "op_bound",
     "proportional_claim",
     "regimes_claim",
+    "speed_drift",
     "resident_level",
     "unit_classify",
 ]
@@ -960,6 +962,7 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_
                 "dispatch floor: its bound is that floor, measured earlier on a one-element add, and dispatch time "
                 "varies from one measurement to the next",
             ),
+            speed_drift(roofline) if share > 1 + BOUND_TOLERANCE and op.flops > 0 else reason(False, "not needed"),
             reason(
                 level not in caches and 0 < op.bytes_moved < STREAM_LLC_FACTOR * llc,
                 f"the {bytes_text(op.bytes_moved)} working set of {op.label} is under {STREAM_LLC_FACTOR}x the "
@@ -1063,6 +1066,40 @@ def flat_claim(sizes, times_s, small_sizes=(8, 64), spread: float = 0.0):
     )
 
 
+# Drift check: a matmul this size (512^3: 268 MFLOP, ~5-10 ms on one 2020s core) timed now, against the fp32 ceiling.
+DRIFT_MATMUL_N = 512
+DRIFT_ABOVE = 0.1  # faster than the ceiling by more than this: the machine's speed changed since it was measured
+
+
+def speed_drift(roofline: Roofline, device=None) -> Reason:
+    """Reason "the machine got faster since its ceilings were measured", measured now: a 512^3 fp32 matmul
+    (fastest of its runs, all threads) beats the roofline's fp32 ceiling by more than ``DRIFT_ABOVE``. A shared host
+    changes a VM's speed from minute to minute; an op then beats a bound that was measured in a slow minute.
+
+    Examples
+    --------
+    >>> slow = Roofline({"fp32": 1e6}, {"dram": 1e9})  # a ceiling far below any real matmul
+    >>> speed_drift(slow).applies
+    True
+    """
+    import torch
+
+    from efflab.timing import benchmark
+
+    if "fp32" not in roofline.compute:
+        return Reason(False, "no fp32 ceiling to compare with")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    n = DRIFT_MATMUL_N if dev.type == "cpu" else 4096
+    a, b = torch.rand(n, n, device=dev), torch.rand(n, n, device=dev)
+    now = 2 * n**3 / benchmark(torch.mm, a, b, min_run_s=0.05, max_run_s=0.5).min_s
+    ceiling = roofline.peak_flops_per_s("fp32")
+    return Reason(
+        now > (1 + DRIFT_ABOVE) * ceiling,
+        f"a {n}^3 fp32 matmul runs at {now / 1e9:.3g} GFLOP/s now, above the {ceiling / 1e9:.3g} GFLOP/s ceiling "
+        "measured earlier: the machine's speed changed since (a shared host), so that roof understates it",
+    )
+
+
 # An op "sits under its roof" when it reaches at least this share of its iron-law bound (MLSysBook's MFU fail line).
 UNDER_ROOF_SHARE = 0.3
 
@@ -1073,8 +1110,9 @@ def regimes_claim(ops, roofline: Roofline, expected=("latency", "memory", "compu
     its own iron-law bound (the tiny add at the dispatch floor, the large add under the memory roof, the matmul
     under the compute roof).
 
-    Diagnoses: the hypervisor took the vCPUs (steal); other processes used the cores (an op far below its roof on
-    an idle machine is unexplained: the roofline or the op's cost would be wrong).
+    Diagnoses: the machine got faster since its ceilings were measured (:func:`speed_drift`, measured only when an
+    op beat its bound); the hypervisor took the vCPUs (steal); other processes used the cores (an op far below its
+    roof on an idle machine is unexplained: the roofline or the op's cost would be wrong).
 
     Examples
     --------
@@ -1085,7 +1123,7 @@ def regimes_claim(ops, roofline: Roofline, expected=("latency", "memory", "compu
     held here: one probe per regime, each under its own roof (tiny add (64) latency-bound at 110% of its
       bound; large add (16M) memory-bound at 86%; matmul 1024^3 compute-bound at 68%)
     """
-    from efflab.claims import check, cores_contended, cpu_times, hypervisor_steal, others_busy
+    from efflab.claims import check, cores_contended, cpu_times, hypervisor_steal, others_busy, reason
 
     ops = list(ops)
     if len(ops) != len(expected):
@@ -1097,12 +1135,15 @@ def regimes_claim(ops, roofline: Roofline, expected=("latency", "memory", "compu
     parts = [f"{op.label} {regime}-bound at {share:.0%}" for op, regime, share in rows]
     parts[0] += " of its bound"
     short = [op for op, _, share in rows if share < UNDER_ROOF_SHARE]
+    # Above its bound: any op but the latency-bound one, whose bound is a dispatch floor measured on another call.
+    above = [op for op, regime, share in rows if regime != "latency" and share > 1 + BOUND_TOLERANCE]
     after = cpu_times() if cpu_times_before is not None else None
     return check(
         "one probe per regime, each under its own roof",
-        [regime for _, regime, _ in rows] == list(expected) and not short,
+        [regime for _, regime, _ in rows] == list(expected) and not short and not above,
         "; ".join(parts),
         [
+            speed_drift(roofline) if above else reason(False, "not needed"),
             hypervisor_steal(cpu_times_before, after),
             others_busy(cpu_times_before, after),
             cores_contended(),

@@ -4,6 +4,7 @@ sizes of the tensors the workloads really build."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -455,15 +456,20 @@ def test_measured_exp_rate_agrees_with_timing_exp_directly():
 
     c = measure_exp_rate(budget_s=0.02)
     assert c.name == "exp" and c.kind == "compute" and c.value > 0
+    from efflab.timing import torch_threads
+
     x = torch.rand(EXP_ELEMENTS) - 0.5
     out = torch.empty_like(x)
     best = math.inf
-    for _ in range(200):
-        start = time.perf_counter()
-        torch.exp(x, out=out)
-        best = min(best, time.perf_counter() - start)
-    # The independent timing runs at torch's default threads, the ceiling keeps the faster of 1 and all: same order.
-    assert 0.2 < c.value / (EXP_ELEMENTS / best) < 5
+    with torch_threads(1):
+        for _ in range(200):
+            start = time.perf_counter()
+            torch.exp(x, out=out)
+            best = min(best, time.perf_counter() - start)
+    # The ceiling keeps the faster of one thread and all: at least about the one-thread rate timed here, and at most
+    # what every CPU could add (a noisy VM moves single timings by tens of percent, hence the slack).
+    ratio = c.value / (EXP_ELEMENTS / best)
+    assert 0.5 < ratio < 2 * (os.cpu_count() or 1), ratio
 
 
 def test_flat_claim_on_tiny_doublings(monkeypatch):
@@ -519,6 +525,17 @@ def test_regimes_claim_on_the_introductions_probes(monkeypatch):
     assert "other processes share the cores" in regimes_claim([tiny, add, slow], roof).why
     with pytest.raises(ValueError, match="one MeasuredOp per expected regime"):
         regimes_claim([tiny], roof)
+    # This session's ch01: the matmul at 121 % of a bound measured in a slow minute. Drift measured now explains it.
+    monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    fast = MeasuredOp("matmul 1024^3", 2 * 1024**3, 12 * 2**20, 28.2e-3)
+    from efflab import kernels
+
+    monkeypatch.setattr(kernels, "speed_drift", lambda roofline: claims.Reason(True, "the machine got faster"))
+    v = regimes_claim([tiny, add, fast], roof)
+    assert not v.held and "compute-bound at 121%" in v.figures and v.why == "the machine got faster"
+    monkeypatch.setattr(kernels, "speed_drift", lambda roofline: claims.Reason(False, "same speed"))
+    with pytest.raises(UnexplainedClaim):
+        regimes_claim([tiny, add, fast], roof)
 
 
 def test_lever_claims_of_lab1(monkeypatch):
