@@ -317,11 +317,11 @@ def test_more_cores_claim_held_and_diagnosed(monkeypatch):
     v = more_cores_claim((10e-3, 9.9e-3), (0.1, 0.095), add_bytes, dram, dram_only)
     assert "other processes share the cores" in v.why
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    with pytest.raises(UnexplainedClaim):
-        more_cores_claim((10e-3, 9.9e-3), (0.1, 0.095), add_bytes, dram, dram_only)
+    with pytest.raises(UnexplainedClaim):  # two cores made the matmul slower while the add did not move
+        more_cores_claim((10e-3, 9.9e-3), (0.1, 0.125), add_bytes, dram, dram_only)
     # Round times: the fastest counts, and rounds 45 % apart are a machine that changed speed mid-experiment.
-    v = more_cores_claim(([10e-3, 10.2e-3], [9.9e-3]), ([0.1], [0.095, 0.138]), add_bytes, dram, dram_only)
-    assert "differ by up to 45%" in v.why
+    v = more_cores_claim(([10e-3, 10.2e-3], [9.9e-3]), ([0.1], [0.125, 0.17]), add_bytes, dram, dram_only)
+    assert "differ by up to 36%" in v.why
     # The CI failure of this session: matmul x1.28, add x1.73 -- the add beat the DRAM ceiling measured earlier.
     v = more_cores_claim((10e-3, 10e-3 / 1.73), (0.1, 0.1 / 1.28), add_bytes, dram, dram_only)
     assert "above the 20 GB/s DRAM ceiling measured earlier" in v.why
@@ -329,6 +329,10 @@ def test_more_cores_claim_held_and_diagnosed(monkeypatch):
     monkeypatch.setattr(claims, "cpu_times", lambda: (2000, 300))
     v = more_cores_claim((10e-3, 9.9e-3), (0.1, 0.095), add_bytes, dram, dram_only, cpu_times_before=(1000, 100))
     assert "for 20% of the experiment (steal time)" in v.why
+    # This session's ch03: matmul x1.28, add x1.24 on an idle-looking VM: the second CPU gave both the same.
+    monkeypatch.setattr(claims, "cpu_times", lambda: None)
+    v = more_cores_claim((10e-3, 10e-3 / 1.24), (0.1, 0.1 / 1.28), add_bytes, dram, dram_only)
+    assert "gave both ops the same small gain (x1.28 and x1.24)" in v.why
     with pytest.raises(ValueError, match="add_times_s"):
         more_cores_claim((0.0, 1e-3), (0.1, 0.05), add_bytes, dram, dram_only)
 
