@@ -1168,7 +1168,9 @@ BATCHING_GAIN_ABOVE = 1.5
 WASTED_GAIN_BAND = (0.8, 1.25)
 
 
-def lever_claims(items, times_s, weight_bytes: float | None = None, dram_bytes_per_s: float | None = None):
+def lever_claims(
+    items, times_s, weight_bytes: float | None = None, dram_bytes_per_s: float | None = None, threads: int | None = None
+):
     """Lab 1's expectations for its two levers, judged on the recorded measurements (:mod:`efflab.claims`).
 
     ``items`` and ``times_s`` have shape (2 operators, 3 configurations): rows per call and seconds per call of the
@@ -1178,7 +1180,10 @@ def lever_claims(items, times_s, weight_bytes: float | None = None, dram_bytes_p
     inside ``WASTED_GAIN_BAND``; more FLOP/s speeds
     the compute-bound op up by more than ``CORES_GAIN_FLOOR`` and the memory-bound one by less.
 
-    Diagnoses: the CPUs are hyper-threads of fewer cores; other processes share the cores; one thread streams the
+    ``threads`` is the thread count lever B ran with on a CPU (None: on a GPU, or unknown).
+
+    Diagnoses: lever B had a single thread to give (torch pinned to one thread), so it added no FLOP/s; the CPUs are
+    hyper-threads of fewer cores; other processes share the cores; one thread streams the
     memory-bound op's ``weight_bytes`` well below the measured ``dram_bytes_per_s`` (so a second core raised its
     bandwidth too).
 
@@ -1203,7 +1208,9 @@ def lever_claims(items, times_s, weight_bytes: float | None = None, dram_bytes_p
     gain = (items[:, 1:] / times[:, 1:]) / (items[:, :1] / times[:, :1])  # throughput over baseline
     (a_mem, b_mem), (a_cmp, b_cmp) = gain
     low, high = WASTED_GAIN_BAND
-    contended, threads = cores_contended(), hyperthreads()
+    if threads is not None:
+        threads = v.integer(threads, "threads", "CPU threads of lever B", low=1)
+    contended, ht = cores_contended(), hyperthreads()
     one_core = []
     if weight_bytes is not None and dram_bytes_per_s is not None:
         share = float(weight_bytes) / times[0, 0] / float(dram_bytes_per_s)
@@ -1226,10 +1233,14 @@ def lever_claims(items, times_s, weight_bytes: float | None = None, dram_bytes_p
             b_cmp > 1 + CORES_GAIN_FLOOR and b_mem <= 1 + CORES_GAIN_FLOOR,
             f"x{b_cmp:.2f} and x{b_mem:.2f}",
             [
+                reason(
+                    b_cmp <= 1 + CORES_GAIN_FLOOR and threads == 1,
+                    "torch runs one thread here, so lever B (1 -> 1 thread) added no FLOP/s to either op",
+                ),
                 *one_core,
-                reason(b_cmp <= 1 + CORES_GAIN_FLOOR and threads.applies, threads.text),
+                reason(b_cmp <= 1 + CORES_GAIN_FLOOR and ht.applies, ht.text),
                 contended,
-                cores_deliver() if b_cmp <= 1 + CORES_GAIN_FLOOR else reason(False, "not needed"),
+                cores_deliver() if b_cmp <= 1 + CORES_GAIN_FLOOR and threads != 1 else reason(False, "not needed"),
             ],
         ),
     )

@@ -568,6 +568,9 @@ def test_lever_claims_of_lab1(monkeypatch):
     assert "one thread streamed the weights at 35%" in v.why
     with pytest.raises(ValueError, match="shape"):
         lever_claims([[1, 2]], [[1.0, 2.0]])
+    # make test's one-thread run: lever B goes from 1 thread to 1 thread, and says so.
+    flat = [[3.64e-3, 17.9e-3, 3.8e-3], [23.5e-3, 93.5e-3, 22.8e-3]]
+    assert "lever B (1 -> 1 thread) added no FLOP/s" in lever_claims(items, flat, threads=1)[1].why
     # A host that gives the two vCPUs one core's time: measured, it explains the matmul that did not speed up.
     monkeypatch.setattr(claims, "parallel_capacity", lambda cpus=None, iterations=0: 1.1)
     monkeypatch.setattr(claims, "cores_deliver", real_cores_deliver)
