@@ -35,6 +35,15 @@ __all__ = [
 _FIELDS = ("bandwidth_bytes_per_s", "tdp_w", "l2_bytes", "year")
 
 
+def _peaks(mapping: Mapping, name: str) -> Mapping[str, float]:
+    """A read-only dtype -> FLOP/s mapping, each dtype known and each peak > 0."""
+    out = {}
+    for dtype, peak in mapping.items():
+        dtype = v.choice(dtype, f"{name} dtype", list(DTYPE_BYTES))
+        out[dtype] = float(v.positive(peak, f"{name}[{dtype!r}]", "FLOP/s"))
+    return MappingProxyType(out)
+
+
 @dataclass(frozen=True)
 class Device:
     """One machine's datasheet (or estimated) ceilings, with the source of each figure.
@@ -68,11 +77,7 @@ class Device:
         object.__setattr__(self, "kind", v.choice(self.kind, "kind", ("gpu", "cpu")))
         if not isinstance(self.peak_flops_per_s, Mapping) or not self.peak_flops_per_s:
             raise TypeError("peak_flops_per_s must be a non-empty mapping dtype -> FLOP/s")
-        peaks = {}
-        for dtype, peak in self.peak_flops_per_s.items():
-            dtype = v.choice(dtype, "peak_flops_per_s dtype", list(DTYPE_BYTES))
-            peaks[dtype] = float(v.positive(peak, f"peak_flops_per_s[{dtype!r}]", "FLOP/s"))
-        object.__setattr__(self, "peak_flops_per_s", MappingProxyType(peaks))
+        object.__setattr__(self, "peak_flops_per_s", _peaks(self.peak_flops_per_s, "peak_flops_per_s"))
         bw = v.positive(self.bandwidth_bytes_per_s, "bandwidth_bytes_per_s", "bytes/s")
         object.__setattr__(self, "bandwidth_bytes_per_s", float(bw))
         if self.tdp_w is not None:
@@ -90,11 +95,7 @@ class Device:
             raise TypeError(f"estimated must be True or False; got {self.estimated!r}")
         if not isinstance(self.vector_flops_per_s, Mapping):
             raise TypeError("vector_flops_per_s must be a mapping dtype -> FLOP/s")
-        vector = {}
-        for dtype, peak in self.vector_flops_per_s.items():
-            dtype = v.choice(dtype, "vector_flops_per_s dtype", list(DTYPE_BYTES))
-            vector[dtype] = float(v.positive(peak, f"vector_flops_per_s[{dtype!r}]", "FLOP/s"))
-        object.__setattr__(self, "vector_flops_per_s", MappingProxyType(vector))
+        object.__setattr__(self, "vector_flops_per_s", _peaks(self.vector_flops_per_s, "vector_flops_per_s"))
         if self.exp_per_s is not None:
             object.__setattr__(self, "exp_per_s", float(v.positive(self.exp_per_s, "exp_per_s", "exp/s")))
 
