@@ -28,7 +28,7 @@ COLAB_PACKAGES := "$(TORCH_PIN)" numpy matplotlib "ipywidgets==7.7.1" scikit-lea
 	nbclient nbformat pytest nbval
 EXECUTE ?= off
 
-.PHONY: book test install assets browser outputs clean
+.PHONY: book test install assets browser sandbox outputs clean
 
 book: $(STAMP) $(ASSETS)
 ifeq ($(EXECUTE),off)
@@ -41,7 +41,7 @@ endif
 	@echo
 	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) $(ASSETS) browser $(COLAB_STAMP)
+test: $(STAMP) $(ASSETS) browser sandbox $(COLAB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/efflab sync-notebooks --check
@@ -60,7 +60,7 @@ $(COLAB_STAMP):
 	$(COLAB_VENV)/bin/python -m pip install -q $(COLAB_PACKAGES)
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) sandbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,13 @@ $(ASSETS): Makefile
 browser:
 	@command -v chromium > /dev/null || { echo "installing chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null; }
+
+# efflab grade runs each submission under bubblewrap (and util-linux's unshare/setpriv/mount when run as root);
+# install it when missing and we may (root), else say how.
+sandbox:
+	@command -v bwrap > /dev/null || { if [ "$$(id -u)" = 0 ]; then echo "installing bubblewrap for efflab grade"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap > /dev/null; \
+	  else echo "note: efflab grade needs bubblewrap: sudo apt-get install bubblewrap (or your distribution's)"; fi; }
 
 outputs: $(STAMP)
 	for nb in $$(find chapters labs/masters -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' 2>/dev/null | sort); do \

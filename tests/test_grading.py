@@ -92,8 +92,12 @@ def test_master_full_student_zero_partial_partial_with_shards_and_merge(tmp_path
     feedback = (tmp_path / "s1" / "out" / master["feedback"]).read_text() if master["feedback"] else ""
     feedback = feedback or (tmp_path / "s2" / "out" / master["feedback"]).read_text()
     assert "Score **5/5**" in feedback and "4/4 hidden cases pass" in feedback
-    with pytest.raises(ValueError, match="more than one"):
-        merge([out, out], tmp_path / "twice.csv")
+    assert merge([out, out], tmp_path / "twice.csv") == 3  # a shard merged twice: same rows, kept once
+    changed = out.read_text().replace("master.ipynb", "master.ipynb", 1).splitlines()
+    edited = [line.replace(",graded,", ",crashed,") if "student.ipynb" in line else line for line in changed]
+    (tmp_path / "regraded.csv").write_text("\n".join(edited) + "\n")
+    with pytest.raises(ValueError, match="different status"):  # graded twice, differently: the instructor chooses
+        merge([out, tmp_path / "regraded.csv"], tmp_path / "conflict.csv")
 
 
 def _adversaries(tmp_path: Path, canary: Path, port: int) -> dict[str, tuple[object, str, float]]:
@@ -167,7 +171,8 @@ def _adversaries(tmp_path: Path, canary: Path, port: int) -> dict[str, tuple[obj
             "graded",
             0,
         )
-        attacks["kill_all"] = (_with_cell(STUDENT, "import os, signal\nos.kill(-1, signal.SIGKILL)"), "graded", 0)
+        # inside its PID namespace, kill(-1) reaches only the sandbox's own processes: the driver too, so it crashes
+        attacks["kill_all"] = (_with_cell(STUDENT, "import os, signal\nos.kill(-1, signal.SIGKILL)"), "crashed", 0)
     return attacks
 
 
@@ -228,7 +233,8 @@ def test_adversarial_submissions_each_get_a_row_and_no_unearned_marks(tmp_path):
 
 def test_student_names_and_shards_are_deterministic():
     assert student_name("x/Copy of Copy of dana_demo.ipynb", "demo") == "dana"
-    assert student_name("eve/demo.ipynb", "demo", {"efflab": {"student": "Eve Smith"}}) == "Eve Smith"
+    assert student_name("eve/demo.ipynb", "demo", {"efflab": {"student": "Eve Smith"}}) == "eve"  # a claim only
+    assert student_name("demo.ipynb", "demo", {"efflab": {"student": "Eve Smith"}}) == "Eve Smith"  # nothing else
     paths = [f"s{i:03d}.ipynb" for i in range(10)]
     slices = [shard(reversed(paths), f"{k}/3") for k in (1, 2, 3)]
     assert sorted(p.name for s in slices for p in s) == paths  # a partition: every file once

@@ -50,19 +50,38 @@ def _errors_as_messages(func):
 
 def _grade(args: argparse.Namespace) -> int:
     from efflab.grading.grade import default_hide, grade, prepare, shard, summary, write_gradebook
-    from efflab.grading.runner import Limits, namespaces_available
+    from efflab.grading.runner import Limits, probe_isolation
     from efflab.grading.spec import load_lab
 
     lab = load_lab(args.lab, keys_dir=args.keys)
     paths = [Path(p) for p in args.submissions]
     if args.shard:
         paths = shard(paths, args.shard)
-    limits = Limits(timeout_s=args.timeout, memory_mb=args.memory_mb, output_bytes=args.output_bytes)
-    sandbox = False if args.no_namespaces else None
-    if sandbox is None and not namespaces_available():
-        print("note: unshare cannot create namespaces here; running with resource limits only", file=sys.stderr)
+    timeout_s = args.timeout if args.timeout is not None else lab.timeout_s
+    memory_mb = args.memory_mb if args.memory_mb is not None else lab.memory_mb
+    limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, output_bytes=args.output_bytes)
+    hide = default_hide(lab, args.keys, args.hide)
+    allow_weak = args.allow_weak_isolation or args.no_sandbox
+    sandbox = False if args.no_sandbox else None
+    if not args.no_sandbox:
+        probe = probe_isolation(hide)
+        if probe.missing:
+            why = "; ".join(probe.notes) or "the sandbox could not verify: " + ", ".join(probe.missing)
+            if not allow_weak:
+                print(
+                    f"efflab grade: refusing to grade: {why}. Install bubblewrap (Debian/Ubuntu: apt-get install "
+                    "bubblewrap) and allow unprivileged user namespaces, or pass --allow-weak-isolation to grade "
+                    "with what is available (the gradebook's protections column then lists only that).",
+                    file=sys.stderr,
+                )
+                return 2
+            print(f"warning: weak isolation: {why}", file=sys.stderr)
+    print(
+        f"limits per submission: {limits.timeout_s:g} s wall clock, {limits.memory_mb} MB address space",
+        file=sys.stderr,
+    )
     key = prepare(lab, args.seed)
-    rows = grade(paths, key, limits, jobs=args.jobs, hide=default_hide(lab, args.keys, args.hide), sandbox=sandbox)
+    rows = grade(paths, key, limits, jobs=args.jobs, hide=hide, sandbox=sandbox, allow_weak=allow_weak)
     out = write_gradebook(rows, args.out, lab)
     print(f"{summary(rows)}; gradebook {out}, feedback in {out.parent / 'feedback'}")
     return 0
@@ -92,8 +111,12 @@ def add_cli(subparsers) -> None:
     p.add_argument("--lab", required=True, help="lab id (a shipped spec) or path to a spec .py file")
     p.add_argument("--out", default="gradebook.csv", help="gradebook CSV (feedback/ is written next to it)")
     p.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel (one core each)")
-    p.add_argument("--timeout", type=float, default=120.0, help="wall-clock seconds per submission (default 120)")
-    p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit per process in MB (default 4096)")
+    p.add_argument(
+        "--timeout", type=float, help="wall-clock seconds per submission (default: the lab's, from its master's needs)"
+    )
+    p.add_argument(
+        "--memory-mb", type=int, help="address-space limit per process in MB (default: the lab's, from its master)"
+    )
     p.add_argument("--output-bytes", type=int, default=1_000_000, help="printed output kept per submission (bytes)")
     p.add_argument(
         "--keys", help="folder of private specs (<lab>.py) that replace the shipped one; hidden from submissions"
@@ -101,7 +124,18 @@ def add_cli(subparsers) -> None:
     p.add_argument("--seed", type=int, help="seed of the hidden inputs (default: the spec's)")
     p.add_argument("--shard", help="K/N: grade only the K-th of N deterministic slices (Slurm arrays, CI matrices)")
     p.add_argument("--hide", action="append", default=[], help="another path submissions must not see (repeatable)")
-    p.add_argument("--no-namespaces", action="store_true", help="do not use unshare (resource limits only)")
+    p.add_argument(
+        "--allow-weak-isolation",
+        action="store_true",
+        help="grade even where the sandbox cannot verify every protection (rows then list only what held)",
+    )
+    p.add_argument(
+        "--no-sandbox",
+        "--no-namespaces",
+        dest="no_sandbox",
+        action="store_true",
+        help="run without bubblewrap: resource limits only (implies --allow-weak-isolation)",
+    )
     p.set_defaults(func=_errors_as_messages(_grade))
 
     p = subparsers.add_parser("gradebook", help="gradebook tools")

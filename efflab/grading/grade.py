@@ -5,9 +5,12 @@ it is never written to disk and never sent to a submission. The gradebook CSV ha
 
     file, student, <one column per question>, total, max_total, status, flags, protections, wall_s, feedback
 
-``status`` is ``graded``, ``timeout``, ``memory``, ``crashed`` or ``invalid``; ``feedback`` names a Markdown file per
-submission in a ``feedback/`` folder next to the CSV. ``--shard K/N`` grades every N-th file of the sorted list,
-starting at the K-th (1-based), and :func:`merge` joins shard gradebooks.
+``status`` is ``graded``, ``timeout``, ``memory``, ``crashed``, ``invalid`` (nothing was run: not a regular file, too
+large, not a notebook), ``refused`` (the sandbox could not verify a required protection) or ``runner-error`` (the
+grader itself failed on this file); ``feedback`` names a Markdown file per submission in a ``feedback/`` folder next to
+the CSV. Nothing one file does stops the others from being graded, and the CSV is written whole or not at all.
+``--shard K/N`` grades every N-th file of the sorted, de-duplicated list, starting at the K-th (1-based), and
+:func:`merge` joins shard gradebooks.
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import re
+import stat
+import tempfile
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +42,17 @@ __all__ = [
     "grade",
     "merge",
     "write_gradebook",
+    "claimed_student",
+    "csv_safe",
+    "unique_paths",
 ]
 
-STATUSES = ("graded", "timeout", "memory", "crashed", "invalid")
-_MAX_NOTEBOOK_BYTES = 50 << 20  # a lab notebook with plots is a few MB; anything far larger is not a submission
+STATUSES = ("graded", "timeout", "memory", "crashed", "invalid", "refused", "runner-error")
+# A submitted lab notebook with its plots is 0.1-0.2 MB (the masters with outputs: 74-168 kB) and at most ~200 cells;
+# anything far larger is refused before it is parsed (a 47 MB, 427k-cell notebook cost nbformat 77 s and 2.2 GB).
+_MAX_NOTEBOOK_BYTES = 16 << 20
+_MAX_CELLS = 2000
+_MAX_CODE_BYTES = 2 << 20  # all code cells together
 _MAX_ELEMENTS = 10_000_000  # largest answer array the harness brings back
 
 
@@ -106,17 +120,36 @@ def prepare(lab: Lab, seed: int | None = None) -> Key:
     return Key(lab, {"questions": questions, "max_elements": _MAX_ELEMENTS}, inputs, expected)
 
 
+def claimed_student(metadata) -> str:
+    """The name a notebook's metadata claims (``metadata["efflab"]["student"]``), or "" (anything malformed is "").
+
+    >>> claimed_student({"efflab": {"student": " Eve "}}), claimed_student({"efflab": "x"}), claimed_student(None)
+    ('Eve', '', '')
+    """
+    section = metadata.get("efflab") if isinstance(metadata, dict) else None
+    given = section.get("student") if isinstance(section, dict) else None
+    return given.strip()[:100] if isinstance(given, str) else ""
+
+
+def _same_person(a: str, b: str) -> bool:
+    def norm(text):
+        return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+    return bool(norm(a)) and (norm(a) == norm(b) or norm(a) in norm(b) or norm(b) in norm(a))
+
+
 def student_name(path: str | Path, lab_id: str = "", metadata: dict | None = None) -> str:
-    """Who submitted: ``metadata["efflab"]["student"]`` if set, else the file name without Colab's decorations.
+    """Who submitted, from the file or folder name (which the instructor's LMS download sets), without Colab's
+    decorations. The notebook's own metadata is the student's claim: it names the row only when the file name says
+    nothing (a bare ``<lab>.ipynb`` in a shared folder); otherwise a different claim is flagged by the grader.
 
     >>> student_name("submissions/Copy of alice_demo (2).ipynb", "demo")
     'alice'
     >>> student_name("bob/Copy of demo.ipynb", "demo")
     'bob'
+    >>> student_name("eve/demo.ipynb", "demo", {"efflab": {"student": "Mallory"}})
+    'eve'
     """
-    given = ((metadata or {}).get("efflab") or {}).get("student")
-    if isinstance(given, str) and given.strip():
-        return given.strip()
     path = Path(path)
     stem = path.name.removesuffix(".ipynb")
     stem = re.sub(r"^(Copy of )+", "", stem)
@@ -124,7 +157,7 @@ def student_name(path: str | Path, lab_id: str = "", metadata: dict | None = Non
     if lab_id:
         stem = stem.replace(lab_id, "")
     stem = stem.strip(" _-.")
-    return stem or path.parent.name or "unknown"
+    return stem or path.parent.name or claimed_student(metadata) or "unknown"
 
 
 def shard(paths, spec: str) -> list[Path]:
@@ -137,33 +170,118 @@ def shard(paths, spec: str) -> list[Path]:
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise ValueError(f"--shard must be K/N with 1 <= K <= N (e.g. 3/10); got {spec!r}")
     k, n = int(match[1]), int(match[2])
-    ordered = sorted({Path(p).as_posix() for p in paths})
-    return [Path(p) for i, p in enumerate(ordered) if i % n == k - 1]
+    ordered = sorted(unique_paths(paths), key=Path.as_posix)
+    return [p for i, p in enumerate(ordered) if i % n == k - 1]
+
+
+def unique_paths(paths) -> list[Path]:
+    """``paths`` without repeats of one file (``a.ipynb``, ``./a.ipynb``, ``sub/../a.ipynb``): first spelling kept.
+
+    >>> [p.as_posix() for p in unique_paths(["a.ipynb", "./a.ipynb", "b/../a.ipynb", "b.ipynb"])]
+    ['a.ipynb', 'b.ipynb']
+    """
+    seen, kept = set(), []
+    for path in map(Path, paths):
+        where = os.path.normpath(os.path.join(os.path.realpath(path.parent), path.name))
+        if where not in seen:
+            seen.add(where)
+            kept.append(path)
+    return kept
+
+
+def _open_regular(path: Path) -> bytes:
+    """The bytes of a regular file of at most ``_MAX_NOTEBOOK_BYTES``; ``ValueError`` saying why not (never its text).
+
+    Links, FIFOs, devices and folders are refused without being opened for reading (``lstat``, then ``O_NOFOLLOW`` and
+    ``O_NONBLOCK``, then ``fstat`` on what was opened), so a link to a master, ``/dev/zero`` or a FIFO costs nothing.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    kinds = {
+        stat.S_ISLNK: "a symbolic link",
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISSOCK: "a socket",
+    }
+    kinds.update({stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"})
+    for test, kind in kinds.items():
+        if test(info.st_mode):
+            raise ValueError(f"not a regular file ({kind})")
+    if info.st_size > _MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"larger than {_MAX_NOTEBOOK_BYTES >> 20} MB")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ValueError(f"cannot be opened ({exc.strerror or type(exc).__name__})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = handle.read(_MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > _MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"larger than {_MAX_NOTEBOOK_BYTES >> 20} MB")
+    return data
 
 
 def _read(path: Path, lab_id: str) -> tuple[str | None, dict, list[str], str]:
-    """(clean notebook text or None, metadata, flags, reason if invalid). Only code cells' text goes to the child."""
-    import nbformat
+    """(clean notebook text or None, metadata, flags, reason if invalid). Only code cells' text goes to the sandbox.
 
+    The notebook is read as plain JSON with size and cell-count caps before anything else; reasons never quote the
+    file's content (a link to a secret must not be echoed into feedback).
+    """
     try:
-        if path.stat().st_size > _MAX_NOTEBOOK_BYTES:
-            return None, {}, [], f"larger than {_MAX_NOTEBOOK_BYTES >> 20} MB"
-        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-        sources = [c.get("source", "") for c in nb.get("cells", []) if c.get("cell_type") == "code"]
-        sources = ["".join(s) if isinstance(s, list) else s for s in sources]
-        if not all(isinstance(s, str) for s in sources):
-            return None, {}, [], "a code cell's source is not text"
-    except Exception as exc:  # JSON errors, wrong nbformat, unreadable file: one invalid row, never a crash
-        return None, {}, [], f"not a readable notebook ({type(exc).__name__}: {str(exc)[:120]})"
-    metadata = dict(nb.get("metadata") or {})
-    if not any(s.strip() for s in sources):
-        return None, metadata, [], "no code"
+        data = _open_regular(path)
+        try:
+            nb = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text") from None
+        except RecursionError:
+            raise ValueError("not a notebook (JSON nested too deeply)") from None
+        except ValueError:
+            raise ValueError("not a notebook (not valid JSON)") from None
+        cells = nb.get("cells") if isinstance(nb, dict) else None
+        if not isinstance(cells, list):
+            raise ValueError("not a notebook (no list of cells)")
+        if len(cells) > _MAX_CELLS:
+            raise ValueError(f"more than {_MAX_CELLS} cells")
+        sources = []
+        for cell in cells:
+            if not isinstance(cell, dict):
+                raise ValueError("not a notebook (a cell is not an object)")
+            if cell.get("cell_type") != "code":
+                continue
+            source = cell.get("source", "")
+            if isinstance(source, list) and all(isinstance(line, str) for line in source):
+                source = "".join(source)
+            if not isinstance(source, str):
+                raise ValueError("a code cell's source is not text")
+            sources.append(source)
+        if sum(len(s) for s in sources) > _MAX_CODE_BYTES:
+            raise ValueError(f"more than {_MAX_CODE_BYTES >> 20} MB of code")
+    except ValueError as exc:
+        return None, {}, [], str(exc)
+    metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
     flags = []
-    claimed = (metadata.get("efflab") or {}).get("lab")
+    if "efflab" in metadata and not isinstance(metadata["efflab"], dict):
+        flags.append("metadata-malformed")
+    if not any(s.strip() for s in sources):
+        return None, metadata, flags, "no code"
+    section = metadata.get("efflab") if isinstance(metadata.get("efflab"), dict) else {}
+    claimed = section.get("lab")
     if isinstance(claimed, str) and claimed != lab_id:
-        flags.append(f"lab={claimed}")
-    clean = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    return nbformat.writes(clean), metadata, flags, ""
+        flags.append(f"lab={claimed[:40]}")
+    clean = {
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    for number, cell in enumerate(clean["cells"]):
+        cell["id"] = f"c{number}"
+    return json.dumps(clean), metadata, flags, ""
 
 
 def _score(key: Key, run: RunResult) -> tuple[dict[str, float], list[str]]:
@@ -202,6 +320,8 @@ def _status(run: RunResult) -> str:
     memory = any(e.get("ename") == "MemoryError" for e in run.errors) or any(
         "MemoryError" in str(s) for statuses in run.report.values() if isinstance(statuses, list) for s in statuses
     )
+    if run.ended == "refused":
+        return "refused"
     if run.ended in ("timeout", "cell timeout"):
         return "timeout"
     if memory:
@@ -211,37 +331,47 @@ def _status(run: RunResult) -> str:
     return "graded"
 
 
-def grade_submission(path: str | Path, key: Key, limits: Limits | None = None, hide=(), sandbox=None) -> Row:
+def _zero_row(path: Path, student: str, lab: Lab, status: str, flags, why: str, protections=()) -> Row:
+    feedback = f"# {lab.lab_id}: {student}\n\nStatus: **{status}**: {why}. Score 0/{lab.max_total:g}.\n"
+    zero = {q.id: 0.0 for q in lab.questions}
+    return Row(
+        path.as_posix(), student, zero, 0.0, lab.max_total, status, tuple(flags), tuple(protections), 0.0, feedback
+    )
+
+
+def grade_submission(
+    path: str | Path, key: Key, limits: Limits | None = None, hide=(), sandbox=None, allow_weak: bool = False
+) -> Row:
     """Grade one notebook file; every outcome, however hostile the notebook, is a :class:`Row`."""
     path = Path(path)
     lab = key.lab
     limits = limits or Limits()
     text, metadata, flags, reason = _read(path, lab.lab_id)
     student = student_name(path, lab.lab_id, metadata)
+    claimed = claimed_student(metadata)
+    if claimed and not _same_person(claimed, student):
+        flags.append("metadata-names=" + re.sub(r"[^\w .@-]+", "_", claimed)[:40])
     if path.name.startswith("Copy of "):
         flags.append("colab-copy")
-    zero = {q.id: 0.0 for q in lab.questions}
     if text is None:
-        feedback = (
-            f"# {lab.lab_id}: {student}\n\nStatus: **invalid**: {reason}. Nothing was run; score 0/{lab.max_total:g}.\n"
+        return _zero_row(
+            path, student, lab, "invalid", (*flags, f"invalid:{reason[:60]}"), f"{reason}; nothing was run"
         )
-        return Row(
-            path.as_posix(),
-            student,
-            zero,
-            0.0,
-            lab.max_total,
-            "invalid",
-            (*flags, f"invalid:{reason[:60]}"),
-            feedback=feedback,
-        )
-    run = run_submission(text, key.plan, key.inputs, limits, hide=hide, sandbox=sandbox)
+    run = run_submission(text, key.plan, key.inputs, limits, hide=hide, sandbox=sandbox, allow_weak=allow_weak)
+    if run.ended == "refused":
+        why = "the sandbox could not verify " + ", ".join(run.missing) + "; the notebook was not run"
+        flags.append("sandbox-incomplete:" + "+".join(run.missing))
+        return _zero_row(path, student, lab, "refused", flags, why, run.protections)
     points, lines = _score(key, run)
     status = _status(run)
     if run.errors:
         flags.append(f"cell-errors={len(run.errors)}")
     if run.output_truncated:
         flags.append("output-truncated")
+    if run.notes:
+        flags.append("outputs-refused")
+    if run.missing:
+        flags.append("weak-isolation")
     if run.ended not in ("finished", "timeout"):
         flags.append(run.ended.split(":")[0].replace(" ", "-"))
     total = round(sum(points.values()), 4)
@@ -252,6 +382,7 @@ def grade_submission(path: str | Path, key: Key, limits: Limits | None = None, h
         + "\n".join(lines)
         + (f"\n\nErrors while running the notebook top to bottom:\n{errors}\n" if errors else "\n")
         + ("\nOutput beyond the cap was dropped.\n" if run.output_truncated else "")
+        + (f"\nYour answers could not be read back: {run.notes[0]}.\n" if run.notes else "")
     )
     return Row(
         path.as_posix(),
@@ -264,28 +395,47 @@ def grade_submission(path: str | Path, key: Key, limits: Limits | None = None, h
         run.protections,
         round(run.wall_s, 2),
         feedback,
-        {"report": run.report, "ended": run.ended},
+        {"report": run.report, "ended": run.ended, "resources": run.resources},
     )
 
 
 def default_hide(lab: Lab, keys_dir: str | Path | None = None, extra=()) -> tuple[str, ...]:
-    """Paths a submission must not see: the spec's folder, the keys folder, ``labs/masters`` here, and ``extra``."""
+    """Paths a submission must not see, resolved from where things are, not from the working directory: the spec's
+    folder, the keys folder, the course's ``labs/masters`` and ``.git`` beside the efflab package (a checkout) and in
+    the working directory, and ``extra``."""
     paths = [str(p) for p in extra]
     if lab_source(lab) is not None:
         paths.append(str(lab_source(lab).parent))
     if keys_dir is not None:
         paths.append(str(keys_dir))
-    if Path("labs/masters").is_dir():
-        paths.append(str(Path("labs/masters").resolve()))
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        for secret in (root / "labs" / "masters", root / ".git"):
+            if secret.exists():
+                paths.append(str(secret))
     return tuple(dict.fromkeys(str(Path(p).resolve()) for p in paths))
 
 
-def grade(paths, key: Key, limits: Limits | None = None, jobs: int = 1, hide=(), sandbox=None) -> list[Row]:
-    """Grade many submissions, ``jobs`` at a time (threads driving child processes); rows sorted by file."""
+def grade(
+    paths, key: Key, limits: Limits | None = None, jobs: int = 1, hide=(), sandbox=None, allow_weak: bool = False
+) -> list[Row]:
+    """Grade many submissions, ``jobs`` at a time (threads driving sandboxes); one row per distinct file, by file.
+
+    A file named twice (``a.ipynb`` and ``./a.ipynb``) is graded once, as with ``--shard``. Whatever goes wrong with one
+    file, including the grader's own failure on it, becomes that file's ``runner-error`` row; the others are graded.
+    """
     if int(jobs) < 1:
-        raise ValueError(f"jobs must be >= 1 (parallel child processes); got {jobs!r}")
+        raise ValueError(f"jobs must be >= 1 (parallel sandboxes); got {jobs!r}")
+
+    def one(path: Path) -> Row:
+        try:
+            return grade_submission(path, key, limits, hide, sandbox, allow_weak)
+        except Exception as exc:  # the grader's own failure on this file: its row says so, the run goes on
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            why = f"the grader failed on this file ({type(exc).__name__} at {Path(where.filename).name}:{where.lineno})"
+            return _zero_row(path, student_name(path, key.lab.lab_id), key.lab, "runner-error", ("runner-error",), why)
+
     with ThreadPoolExecutor(max_workers=int(jobs)) as pool:
-        rows = list(pool.map(lambda p: grade_submission(p, key, limits, hide, sandbox), paths))
+        rows = list(pool.map(one, unique_paths(paths)))
     return sorted(rows, key=lambda r: r.file)
 
 
@@ -304,42 +454,75 @@ def _columns(question_ids) -> list[str]:
     ]
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_safe(text: str) -> str:
+    """A text cell a spreadsheet will not run as a formula (OWASP's CSV-injection rule: a leading ``'``).
+
+    >>> csv_safe("=1+2"), csv_safe("@SUM(A1)"), csv_safe("alice")
+    ("'=1+2", "'@SUM(A1)", 'alice')
+    """
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: readers see the old file or the new one."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
 def write_gradebook(rows: list[Row], out: str | Path, lab: Lab) -> Path:
-    """Write the CSV and one Markdown feedback file per row into ``feedback/`` next to it."""
+    """Write the CSV and one Markdown feedback file per row into ``feedback/`` next to it.
+
+    Text cells are escaped against spreadsheet formula injection (:func:`csv_safe`); every file is written atomically.
+    """
+    import io
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = out.parent / "feedback"
     folder.mkdir(exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=_columns(q.id for q in lab.questions))
-        writer.writeheader()
-        for row in rows:
-            digest = hashlib.sha256(row.file.encode()).hexdigest()[:8]
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", row.student)[:60] + f"-{digest}.md"
-            (folder / name).write_text(row.feedback, encoding="utf-8")
-            writer.writerow(
-                {
-                    "file": row.file,
-                    "student": row.student,
-                    **{k: f"{v:g}" for k, v in row.points.items()},
-                    "total": f"{row.total:g}",
-                    "max_total": f"{row.max_total:g}",
-                    "status": row.status,
-                    "flags": ";".join(row.flags),
-                    "protections": ";".join(row.protections),
-                    "wall_s": row.wall_s,
-                    "feedback": f"feedback/{name}",
-                }
-            )
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_columns(q.id for q in lab.questions))
+    writer.writeheader()
+    for row in rows:
+        digest = hashlib.sha256(row.file.encode()).hexdigest()[:8]
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", row.student).lstrip(".")[:60] + f"-{digest}.md"
+        _write_atomic(folder / name, row.feedback)
+        writer.writerow(
+            {
+                "file": csv_safe(row.file),
+                "student": csv_safe(row.student),
+                **{k: f"{v:g}" for k, v in row.points.items()},
+                "total": f"{row.total:g}",
+                "max_total": f"{row.max_total:g}",
+                "status": row.status,
+                "flags": csv_safe(";".join(row.flags)),
+                "protections": ";".join(row.protections),
+                "wall_s": row.wall_s,
+                "feedback": f"feedback/{name}",
+            }
+        )
+    _write_atomic(out, buffer.getvalue())
     return out
 
 
 def merge(csv_paths, out: str | Path) -> int:
-    """Join shard gradebooks (same columns) into one, sorted by file; a file graded twice is an error.
+    """Join shard gradebooks (same columns) into one, sorted by file.
 
-    Returns the number of rows written.
+    A file in two gradebooks with the same row (a shard graded twice) is kept once; with different rows it is an error
+    that names both gradebooks and the columns that differ, so the instructor can choose. Returns the rows written.
     """
-    header, rows = None, {}
+    import io
+
+    header, rows, origin = None, {}, {}
     for path in csv_paths:
         with Path(path).open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -349,14 +532,22 @@ def merge(csv_paths, out: str | Path) -> int:
                 raise ValueError(f"{path} has columns {reader.fieldnames}, expected {header} (another lab?)")
             for row in reader:
                 if row["file"] in rows:
-                    raise ValueError(f"{row['file']} appears in more than one gradebook (overlapping shards?)")
+                    differ = [c for c in header if c not in ("wall_s",) and rows[row["file"]][c] != row[c]]
+                    if differ:
+                        raise ValueError(
+                            f"{row['file']} is in {origin[row['file']]} and {path} with different {', '.join(differ)} "
+                            "(graded twice with different results: keep one gradebook's row, or regrade that file)"
+                        )
+                    continue
                 rows[row["file"]] = row
+                origin[row["file"]] = str(path)
     if header is None:
         raise ValueError("no gradebooks to merge")
-    with Path(out).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows[f] for f in sorted(rows))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header)
+    writer.writeheader()
+    writer.writerows(rows[f] for f in sorted(rows))
+    _write_atomic(Path(out), buffer.getvalue())
     return len(rows)
 
 

@@ -1,12 +1,28 @@
-"""Run one submission in a limited child process and bring back plain data only.
+"""Run one submission in a sandbox and bring back plain data only.
 
-The child (``_child.py``) gets a fresh scratch folder, its own session (so a wall-clock timeout kills the whole group),
-``setrlimit`` limits on CPU time, address space, file size and core dumps (inherited by the kernel it starts), a scrubbed
-environment, and a byte cap on what it prints. Where ``unshare`` can create user namespaces (Linux, util-linux) it also
-runs in new network, PID, IPC and mount namespaces: no network, no view of other processes, everything read-only except
-its scratch folder, and the answer-key folders covered by empty mounts. Which protections were verified is returned
-and recorded in the gradebook. Results come back as JSON and ``.npz`` read with ``allow_pickle=False`` after checking
-that they are regular files of bounded size.
+The sandbox is bubblewrap (``bwrap``, Debian's ``bubblewrap`` package; every major distribution ships it), the tool
+Flatpak builds on. Each submission gets:
+
+- an **unprivileged uid** without capabilities and with ``no_new_privs``: when the grader runs as root, a uid of its
+  own per concurrent submission (so ``RLIMIT_NPROC`` binds and classmates cannot touch each other's processes); as an
+  ordinary user, that user's uid;
+- new user, PID, network, IPC, UTS and cgroup namespaces, and no nested user namespaces (``--disable-userns``), so the
+  mounts bubblewrap set up are locked: they cannot be unmounted or remounted read-write from inside;
+- a file system made of read-only binds of only what it needs (``/usr``, ``/etc``, the Python installation, the
+  efflab package, its own inputs at ``/grader``), with the spec folder, the keys folder, ``labs/masters`` and ``.git``
+  covered by empty mounts wherever they fall inside a bound folder (resolved from the spec's and efflab's location,
+  not from the working directory);
+- a private, size-capped tmpfs as its working folder (``/sandbox``, also ``/tmp``) and a small private ``/dev/shm``;
+- ``setrlimit`` limits on CPU time, address space, file size, core dumps and processes; a scrubbed environment; a byte
+  cap on what it prints; its own session, killed as a whole at the wall-clock limit.
+
+The driver inside (``_child.py``) verifies each protection by trying what it forbids before any student code runs and
+reports what held; the gradebook's ``protections`` column lists exactly that. Results come back through a pipe, never
+the file system, and ``.npz`` answers are checked member by member before they are loaded without pickle.
+
+When the grader runs as root and the Python installation lies under a folder the sandbox's uid cannot enter (pyenv
+in ``/root``), the folders are first bind-mounted onto a staging folder inside a private mount namespace
+(util-linux ``unshare --mount`` and ``mount --bind``), from where bubblewrap binds them at their usual paths.
 """
 
 from __future__ import annotations
@@ -16,6 +32,7 @@ import io
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import stat
@@ -30,35 +47,72 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Limits", "RunResult", "namespaces_available", "run_submission"]
+__all__ = [
+    "Limits",
+    "REQUIRED_PROTECTIONS",
+    "RunResult",
+    "isolation_available",
+    "load_outputs",
+    "namespaces_available",
+    "probe_isolation",
+    "run_submission",
+]
 
 _CHILD = Path(__file__).with_name("_child.py")
-_UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--mount", "--mount-proc", "--ipc"]
-_MAX_RESULT_BYTES = 1 << 20  # result.json / harness.json: a few kB expected
+_EFFLAB_DIR = Path(__file__).resolve().parents[1]
+_SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"  # where bwrap, unshare, setpriv and mount are looked up (not $PATH)
+_MAX_REPORT_BYTES = 1 << 20  # harness.json: a few kB expected
 _MAX_NPZ_BYTES = 64 << 20  # outputs.npz: the hidden cases' answers, far below this
+_SANDBOX_UID = 1000  # the uid the submission sees inside; outside it is the grader's or a per-job uid (below)
+# Per-job outside uids when the grader is root: a block of 64 per grader process, far above any real account
+# (Debian allocates 1000-59999 to people, 100000+ to subordinate ranges of 65536 each from /etc/subuid).
+_JOB_UID_BASE = 1_900_000_000
+_JOB_UIDS_PER_GRADER = 64
+# What the driver must verify inside the sandbox before any student code runs ("keys-hidden" only when paths are
+# hidden). Missing any of them, the submission is refused unless the instructor allows weak isolation.
+REQUIRED_PROTECTIONS = (
+    "unprivileged",
+    "no-new-privs",
+    "no-userns",
+    "mounts-locked",
+    "read-only-fs",
+    "keys-hidden",
+    "no-network",
+    "pid-namespace",
+    "private-tmp",
+    "scratch-capped",
+    "nproc",
+    "scrubbed-env",
+)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one submission's child process (each limit applies to the runner and to its kernel)."""
+    """Resource limits of one submission (each limit applies to the driver and to its kernel).
+
+    The defaults suit the demo lab; ``efflab grade`` takes each course lab's own defaults from its spec
+    (:attr:`efflab.grading.spec.Lab.timeout_s`, ``memory_mb``), measured from what its master needs.
+    """
 
     timeout_s: float = 120.0  # wall clock for the whole notebook plus the harness
-    memory_mb: int = 4096  # RLIMIT_AS per process; the demo lab's kernel fails below ~1 GB (measured), torch maps more
+    memory_mb: int = 4096  # RLIMIT_AS per process; torch maps ~1.5 GB of address space at import (measured)
     cpu_s: float | None = None  # RLIMIT_CPU per process; None -> timeout_s
     output_bytes: int = 1_000_000  # printed output kept from the notebook (the rest is dropped and flagged)
     file_bytes: int = 256 << 20  # RLIMIT_FSIZE: largest file the submission may write
+    scratch_bytes: int = 256 << 20  # size of the submission's tmpfs working folder (its /tmp too)
+    nproc: int = 256  # processes and threads of the submission's uid (a kernel uses ~20)
 
     def __post_init__(self):
-        for name in ("timeout_s", "memory_mb", "output_bytes", "file_bytes"):
+        for name in ("timeout_s", "memory_mb", "output_bytes", "file_bytes", "scratch_bytes", "nproc"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Limits.{name} must be > 0; got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What came back from one child: how it ended, its report, the harness's plain-data outputs."""
+    """What came back from one sandbox: how it ended, its report, the harness's plain-data outputs."""
 
-    ended: str  # "finished", "timeout", "kernel died", "cell timeout", "crashed" or "runner error: ..."
+    ended: str  # "finished", "timeout", "kernel died", "cell timeout", "crashed", "refused" or "runner error: ..."
     returncode: int | None
     wall_s: float
     errors: tuple[dict, ...] = ()  # cell errors: {"cell", "ename", "evalue"}
@@ -67,22 +121,179 @@ class RunResult:
     output_truncated: bool = False
     protections: tuple[str, ...] = ()
     log: str = ""
+    missing: tuple[str, ...] = ()  # required protections the sandbox could not verify
+    notes: tuple[str, ...] = ()  # e.g. why the outputs were refused
+    resources: dict = field(default_factory=dict)  # vm_peak_kb: the kernel's peak address space, as it reported it
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name, path=_SYSTEM_PATH)
+
+
+def _traversable_by_others(path: Path) -> bool:
+    """Whether any uid may reach ``path`` (``o+x`` on every ancestor, ``o+rx`` on the folder itself)."""
+    try:
+        for parent in [*reversed(path.parents), path]:
+            mode = os.stat(parent).st_mode
+            if not mode & stat.S_IXOTH:
+                return False
+        return bool(os.stat(path).st_mode & stat.S_IROTH)
+    except OSError:
+        return False
+
+
+def _python_folders() -> list[Path]:
+    """The folders the submission's Python needs: the installation, the virtualenv, site-packages, efflab itself."""
+    import site
+    import sysconfig
+
+    found = [Path(sys.base_prefix), Path(sys.prefix), Path(sys.exec_prefix), _EFFLAB_DIR]
+    found += [Path(p) for p in sysconfig.get_paths().values()]
+    found += [Path(p) for p in site.getsitepackages()]
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        found.append(Path(site.USER_SITE))
+    found.append(Path(sys.executable).resolve().parent)
+    kept: list[Path] = []
+    for path in sorted({p.resolve() for p in found if p.is_dir()}, key=lambda p: len(p.parts)):
+        if any(path == k or k in path.parents for k in kept):
+            continue
+        if Path("/usr") in [path, *path.parents] or Path("/etc") in [path, *path.parents]:
+            continue
+        kept.append(path)
+    return kept
+
+
+def _under(path: Path, folders) -> bool:
+    return any(path == f or f in path.parents for f in folders)
+
+
+@dataclass
+class _Sandbox:
+    """The command that starts the driver in bubblewrap, and what the driver must check."""
+
+    argv: list[str]
+    bound: list[str]  # destinations bound read-only (probed for writes and remounts)
+    hide: list[str]  # hidden paths (probed: empty or absent)
+
+
+def _bwrap_command(bwrap: str, job_dir: Path, inner: list[str], env: dict, limits: Limits, hide, job_uid) -> _Sandbox:
+    args = [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--uid",
+        str(_SANDBOX_UID),
+        "--gid",
+        str(_SANDBOX_UID),
+        "--hostname",
+        "efflab",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+    ]
+    staged: list[tuple[str, str]] = []  # (real source, staging mount point) for root graders
+
+    def source(path: Path) -> str:
+        if job_uid is None or _traversable_by_others(path):
+            return str(path)
+        point = job_dir / "stage" / str(len(staged))
+        point.mkdir(parents=True)
+        staged.append((str(path), str(point)))
+        return str(point)
+
+    bound = ["/usr", "/etc"]
+    args += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+            bound.append(top)
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]  # cache sizes, topology
+    folders = _python_folders()
+    for folder in folders:
+        args += ["--ro-bind", source(folder), str(folder)]
+        bound.append(str(folder))
+    args += ["--ro-bind", source(job_dir / "in"), "/grader"]
+    bound.append("/grader")
+    args += ["--size", str(limits.scratch_bytes), "--perms", "0700", "--tmpfs", "/sandbox"]
+    args += ["--dir", "/sandbox/tmp", "--symlink", "/sandbox/tmp", "/tmp"]
+    args += ["--size", str(min(limits.scratch_bytes, 64 << 20)), "--tmpfs", "/dev/shm"]
+    covered = []
+    for path in map(Path, hide):
+        if not path.exists() or not _under(path, folders):
+            covered.append(str(path))  # not bound at all: absent in the sandbox (the driver checks it)
+            continue
+        if path.is_dir():
+            args += ["--perms", "0555", "--tmpfs", str(path), "--remount-ro", str(path)]
+        else:
+            args += ["--ro-bind", "/dev/null", str(path)]
+        covered.append(str(path))
+    args += ["--remount-ro", "/"]  # bwrap's own root tmpfs: nothing may be written outside /sandbox and /dev/shm
+    args += ["--clearenv", *[x for name, value in env.items() for x in ("--setenv", name, value)]]
+    args += ["--chdir", "/sandbox", *inner]
+    if job_uid is None:
+        return _Sandbox(args, bound, covered)
+    mount, setpriv, unshare = _which("mount"), _which("setpriv"), _which("unshare")
+    script = " && ".join(f"{shlex.quote(mount)} --bind {shlex.quote(s)} {shlex.quote(p)}" for s, p in staged)
+    drop = [setpriv, f"--reuid={job_uid}", f"--regid={job_uid}", "--clear-groups", "--inh-caps=-all"]
+    script = (script + " && " if script else "") + "exec " + shlex.join(drop + args)
+    return _Sandbox([unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", script], bound, covered)
 
 
 @functools.lru_cache(maxsize=1)
-def namespaces_available() -> bool:
-    """Whether ``unshare`` can create the user, network, PID, IPC and mount namespaces here (tried once).
+def _root_tools_present() -> bool:
+    return all(_which(tool) for tool in ("mount", "setpriv", "unshare"))
 
-    >>> isinstance(namespaces_available(), bool)
-    True
-    """
-    if sys.platform != "linux" or shutil.which("unshare") is None:
-        return False
-    try:
-        done = subprocess.run([*_UNSHARE, "true"], capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+
+_uid_lock = threading.Lock()
+_uids_in_use: set[int] = set()
+
+
+def _take_job_uid() -> int | None:
+    """A uid no other running submission of this grader uses (root graders only; None otherwise)."""
+    if os.geteuid() != 0:
+        return None
+    base = _JOB_UID_BASE + (os.getpid() % 100_000) * _JOB_UIDS_PER_GRADER
+    with _uid_lock:
+        for uid in range(base, base + _JOB_UIDS_PER_GRADER):
+            if uid not in _uids_in_use:
+                _uids_in_use.add(uid)
+                return uid
+    raise RuntimeError(f"more than {_JOB_UIDS_PER_GRADER} submissions at once in one grader")
+
+
+def _processes_of(uid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _give_back_uid(uid: int | None, wait_s: float = 10.0) -> None:
+    """Return a per-job uid to the pool once none of its processes is left (killed, and reaped by the kernel);
+    a uid whose processes outlive ``wait_s`` is never reused, so the next submission starts at zero processes."""
+    if uid is None:
+        return
+    deadline = time.monotonic() + wait_s
+    while left := _processes_of(uid):
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    with _uid_lock:
+        _uids_in_use.discard(uid)
 
 
 def _limit(limits: Limits, nproc: int | None):
@@ -107,13 +318,15 @@ def _limit(limits: Limits, nproc: int | None):
     return apply
 
 
-def _nproc_limit() -> int | None:
-    """RLIMIT_NPROC for a non-root grader: the user's current process count plus room for one submission.
+def _nproc_limit(limits: Limits, job_uid: int | None) -> int | None:
+    """RLIMIT_NPROC for the submission's uid.
 
-    The limit counts every process of the user, so it is set relative to what runs now (512 more: a kernel uses ~10,
-    ``--jobs`` submissions share the margin). Root is exempt from RLIMIT_NPROC, so nothing is set there and the
-    ``nproc`` protection is not claimed: a fork bomb then lasts until the timeout kills the group (and PID namespace).
+    A per-job uid starts with no process, so the limit is ``limits.nproc``. An ordinary grader's uid already runs
+    processes (the limit counts them all), so it is their count plus ``limits.nproc``. A root grader without a per-job
+    uid (the weak mode) gets none: root is exempt from RLIMIT_NPROC, and ``nproc`` is then not claimed.
     """
+    if job_uid is not None:
+        return limits.nproc
     if os.geteuid() == 0 or not Path("/proc").is_dir():
         return None
     uid = str(os.getuid())
@@ -121,11 +334,11 @@ def _nproc_limit() -> int | None:
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and f"\nUid:\t{uid}\t" in (entry / "status").read_text():
-                count += 1
+                count += len(list((entry / "task").iterdir()))
         except OSError:
             continue
     hard = resource.getrlimit(resource.RLIMIT_NPROC)[1]
-    limit = count + 512
+    limit = count + limits.nproc
     return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
 
 
@@ -154,7 +367,7 @@ def _kill(proc: subprocess.Popen) -> None:
         except OSError:
             pass
     try:
-        os.killpg(proc.pid, signal.SIGKILL)  # its session: killing the PID namespace's first process ends them all
+        os.killpg(proc.pid, signal.SIGKILL)  # its session; bwrap's --die-with-parent ends the PID namespace
     except OSError:
         pass
 
@@ -167,56 +380,86 @@ def _drain(stream, cap_bytes: int, kept: list[bytes]) -> None:
         size += len(chunk)
 
 
-def _read_plain(path: Path, max_bytes: int) -> bytes | None:
-    """The bytes of a regular file no larger than ``max_bytes``; None for links, FIFOs, devices or oversize files."""
-    try:
-        info = os.lstat(path)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
-            return None
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read(max_bytes + 1)[:max_bytes]
-    except OSError:
-        return None
+_NPY_MAGIC = b"\x93NUMPY"
+_MAX_NPY_HEADER_BYTES = 10_000  # numpy's own max_header_size default: headers are ~128 bytes
+_ZIP_STORED, _ZIP_DEFLATED = 0, 8
 
 
-def load_outputs(data: bytes | None, max_bytes: int = _MAX_NPZ_BYTES) -> dict[str, np.ndarray]:
-    """Load an ``.npz`` of answers without unpickling, refusing members whose declared size is too large.
+def _npz_problem(archive: zipfile.ZipFile, max_bytes: int) -> str:
+    """Why the archive must not be loaded ("" when every member is a plain, honestly sized .npy)."""
+    total = 0
+    for info in archive.infolist():
+        if info.compress_type not in (_ZIP_STORED, _ZIP_DEFLATED):
+            return f"member {info.filename[:40]!r} uses compression method {info.compress_type}"
+        if info.flag_bits & 0x1:
+            return f"member {info.filename[:40]!r} is encrypted"
+        if not info.filename.endswith(".npy") or info.file_size > max_bytes:
+            return f"member {info.filename[:40]!r} is not a .npy of at most {max_bytes} bytes"
+        total += info.file_size
+        if total > max_bytes:
+            return f"members declare {total} bytes (at most {max_bytes})"
+        with archive.open(info) as member:
+            head = io.BytesIO(member.read(_MAX_NPY_HEADER_BYTES))
+        if head.read(6) != _NPY_MAGIC:
+            return f"member {info.filename[:40]!r} is not a .npy array"
+        major = head.read(2)[:1]
+        readers = {b"\x01": np.lib.format.read_array_header_1_0, b"\x02": np.lib.format.read_array_header_2_0}
+        if major not in readers:
+            return f"member {info.filename[:40]!r} has an unknown .npy version"
+        try:
+            shape, _, dtype = readers[major](head)
+        except (ValueError, SyntaxError, TypeError, EOFError) as exc:
+            return f"member {info.filename[:40]!r}: {type(exc).__name__}"
+        if dtype.hasobject:
+            return f"member {info.filename[:40]!r} holds Python objects"
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if declared != info.file_size - head.tell():
+            return f"member {info.filename[:40]!r} declares {declared} bytes of data but holds a different amount"
+    return ""
+
+
+def load_outputs(data: bytes | None, max_bytes: int = _MAX_NPZ_BYTES, problems: list | None = None) -> dict:
+    """Load an ``.npz`` of answers without unpickling, after checking every member (compression, encryption, declared
+    shape against its real size); anything else gives ``{}``, and the reason is appended to ``problems``.
 
     >>> buffer = io.BytesIO(); np.savez(buffer, q1__0=np.arange(3.0)); load_outputs(buffer.getvalue())
     {'q1__0': array([0., 1., 2.])}
     >>> load_outputs(b"not a zip")
     {}
     """
+    problems = [] if problems is None else problems
     if not data:
         return {}
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if sum(info.file_size for info in archive.infolist()) > max_bytes:
-                return {}
+            why = _npz_problem(archive, max_bytes)
+        if why:
+            problems.append(why)
+            return {}
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
+    except Exception as exc:  # any way a crafted archive can fail is this submission's problem only
+        problems.append(f"outputs unreadable ({type(exc).__name__})")
         return {}
 
 
 def _json(data: bytes | None) -> dict:
     try:
         value = json.loads(data.decode("utf-8")) if data else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
 
-def _env(scratch: Path) -> dict[str, str]:
-    """A scrubbed environment: nothing of the grader's (keys paths, tokens) reaches the submission."""
+def _env(home: str, tmp: str) -> dict[str, str]:
+    """A scrubbed environment: nothing of the grader's (keys paths, tokens, its PATH) reaches the submission."""
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(scratch),
-        "TMPDIR": str(scratch / "tmp"),
-        "JUPYTER_RUNTIME_DIR": str(scratch / ".jupyter"),
-        "IPYTHONDIR": str(scratch / ".ipython"),
-        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+        "PATH": f"{Path(sys.executable).parent}:{_SYSTEM_PATH}",
+        "HOME": home,
+        "TMPDIR": tmp,
+        "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter",
+        "IPYTHONDIR": f"{home}/.ipython",
+        "MPLCONFIGDIR": f"{home}/.matplotlib",
         "MPLBACKEND": "Agg",
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -227,6 +470,30 @@ def _env(scratch: Path) -> dict[str, str]:
     return env
 
 
+def _read_result(stream, cap_bytes: int, box: list) -> None:
+    """Read the driver's result pipe (at most ``cap_bytes``; the rest is drained and dropped)."""
+    kept, size = [], 0
+    for chunk in iter(lambda: stream.read(65536), b""):
+        if size < cap_bytes:
+            kept.append(chunk[: cap_bytes - size])
+        size += len(chunk)
+    box.append(b"".join(kept))
+
+
+def _parse_result(data: bytes) -> tuple[dict, bytes, bytes]:
+    head, _, rest = data.partition(b"\n")
+    result = _json(head)
+    report_n = result.get("report_bytes", 0)
+    npz_n = result.get("npz_bytes", 0)
+    if not isinstance(report_n, int) or not isinstance(npz_n, int) or report_n < 0 or npz_n < 0:
+        return result, b"", b""
+    return result, rest[:report_n], rest[report_n : report_n + npz_n]
+
+
+def _required(hide) -> list[str]:
+    return [p for p in REQUIRED_PROTECTIONS if p != "keys-hidden" or hide]
+
+
 def run_submission(
     notebook_text: str,
     plan: dict,
@@ -234,81 +501,187 @@ def run_submission(
     limits: Limits | None = None,
     hide: tuple[str, ...] = (),
     sandbox: bool | None = None,
+    allow_weak: bool = False,
+    probe_only: bool = False,
 ) -> RunResult:
-    """Execute one notebook (nbformat JSON text) and the harness in a limited child; return what came back.
+    """Execute one notebook (nbformat JSON text) and the harness in a sandbox; return what came back.
 
     ``plan`` lists the questions and their cases (names of arrays in ``inputs``); ``hide`` are paths (answer keys,
-    specs, masters) the child must not see; ``sandbox=None`` uses namespaces when :func:`namespaces_available`.
+    specs, masters, .git) the submission must not see. ``sandbox=None`` uses bubblewrap when it is installed;
+    ``sandbox=False`` runs with resource limits only (weak isolation). Without every required protection verified
+    the notebook is not run (``ended="refused"``) unless ``allow_weak``.
     """
     limits = limits or Limits()
-    use_ns = namespaces_available() if sandbox is None else bool(sandbox)
-    scratch = Path(tempfile.mkdtemp(prefix="efflab-grade-")).resolve()
-    (scratch / "tmp").mkdir()
-    (scratch / "submission.ipynb").write_text(notebook_text, encoding="utf-8")
-    np.savez(scratch / "inputs.npz", **inputs)
-    full_plan = {**plan, "inputs": "inputs.npz", "outputs": "outputs.npz", "report": "harness.json"}
-    (scratch / "plan.json").write_text(json.dumps(full_plan), encoding="utf-8")
-    job = {
-        "scratch": str(scratch),
-        "notebook": str(scratch / "submission.ipynb"),
-        "result": str(scratch / "result.json"),
-        "hide": [str(Path(p).resolve()) for p in hide],
-        "namespaces": use_ns,
-        "output_cap_bytes": limits.output_bytes,
-        "cell_timeout_s": max(1, int(limits.timeout_s)),
-    }
-    (scratch / "job.json").write_text(json.dumps(job), encoding="utf-8")
-    command = [*(_UNSHARE if use_ns else []), sys.executable, str(_CHILD), str(scratch / "job.json")]
-    nproc = _nproc_limit()
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        command,
-        cwd=scratch,
-        env=_env(scratch),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_limit(limits, nproc),
-    )
-    kept: list[bytes] = []
-    reader = threading.Thread(target=_drain, args=(proc.stdout, limits.output_bytes, kept), daemon=True)
-    reader.start()
+    bwrap = _which("bwrap")
+    use_bwrap = bwrap is not None if sandbox is None else bool(sandbox) and bwrap is not None
+    job_uid = _take_job_uid() if use_bwrap else None
+    if job_uid is not None and not _root_tools_present():
+        _give_back_uid(job_uid)
+        job_uid, use_bwrap = None, False
+    job_dir = Path(tempfile.mkdtemp(prefix="efflab-grade-")).resolve()
+    read_fd = write_fd = None
+    proc = None
     try:
-        returncode = proc.wait(timeout=limits.timeout_s)
-        ended = "finished"
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        returncode = proc.wait()
-        ended = "timeout"
-    _kill(proc)  # stray kernels, if no PID namespace ended them
-    wall_s = time.perf_counter() - start
-    reader.join(timeout=5)
-    log = b"".join(kept).decode("utf-8", "replace")
-    protections = [*(["rlimits"] if sys.platform == "linux" else []), "own-session", "scrubbed-env", "output-cap"]
-    protections += ["nproc"] if nproc else []
-    for line in log.splitlines():
-        if line.startswith("EFFLAB-SANDBOX "):  # the first such line, printed before any student code ran
-            try:
-                protections += [str(p) for p in json.loads(line[len("EFFLAB-SANDBOX ") :])]
-            except ValueError:
-                pass
-            break
-    result = _json(_read_plain(scratch / "result.json", _MAX_RESULT_BYTES))
-    report = _json(_read_plain(scratch / "harness.json", _MAX_RESULT_BYTES))
-    outputs = load_outputs(_read_plain(scratch / "outputs.npz", _MAX_NPZ_BYTES))
-    if ended == "finished":
-        ended = str(result.get("outcome", "crashed")) if result else "crashed"
-    errors = result.get("errors", []) if isinstance(result.get("errors"), list) else []
-    shutil.rmtree(scratch, ignore_errors=True)
-    return RunResult(
-        ended=ended,
-        returncode=returncode,
-        wall_s=wall_s,
-        errors=tuple(e for e in errors if isinstance(e, dict)),
-        report=report,
-        outputs=outputs,
-        output_truncated=bool(result.get("output_truncated")) or "[efflab: output truncated]" in log,
-        protections=tuple(protections),
-        log=log[-4000:],
-    )
+        inside = job_dir / "in"
+        inside.mkdir()
+        if use_bwrap:
+            job_dir.chmod(0o711)  # the sandbox's uid passes through to in/ (read-only there) and nothing else
+            inside.chmod(0o755)
+            grader_dir, scratch = "/grader", "/sandbox"
+        else:
+            (job_dir / "scratch" / "tmp").mkdir(parents=True)
+            grader_dir, scratch = str(inside), str(job_dir / "scratch")
+        (inside / "submission.ipynb").write_text(notebook_text, encoding="utf-8")
+        np.savez(inside / "inputs.npz", **inputs)
+        full_plan = {
+            **plan,
+            "inputs": f"{grader_dir}/inputs.npz",
+            "outputs": f"{scratch}/outputs.npz",
+            "report": f"{scratch}/harness.json",
+        }
+        (inside / "plan.json").write_text(json.dumps(full_plan), encoding="utf-8")
+        env = _env(scratch, f"{scratch}/tmp")
+        read_fd, write_fd = os.pipe()
+        job = {
+            "scratch": scratch,
+            "scratch_bytes": limits.scratch_bytes,
+            "notebook": f"{grader_dir}/submission.ipynb",
+            "plan": f"{grader_dir}/plan.json",
+            "result_fd": write_fd,
+            "sandboxed": use_bwrap,
+            "required": _required(hide) if use_bwrap or not allow_weak else [],
+            "allow_weak": allow_weak,
+            "probe_only": probe_only,
+            "env_names": sorted(env),
+            "output_cap_bytes": limits.output_bytes,
+            "max_npz_bytes": _MAX_NPZ_BYTES,
+            "cell_timeout_s": max(1, int(limits.timeout_s)),
+        }
+        inner = [sys.executable, "-I", str(_CHILD), f"{grader_dir}/job.json"]
+        if use_bwrap:
+            box = _bwrap_command(bwrap, job_dir, inner, env, limits, hide, job_uid)
+            job["bound"], job["hide"] = box.bound, box.hide
+            command = box.argv
+        else:
+            job["bound"], job["hide"] = [], [str(p) for p in hide]
+            command = inner
+        (inside / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        for name in ("job.json", "plan.json", "submission.ipynb", "inputs.npz"):
+            (inside / name).chmod(0o644)
+        nproc = _nproc_limit(limits, job_uid)
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            command,
+            cwd=job_dir if use_bwrap else scratch,
+            env=env if not use_bwrap else {"PATH": _SYSTEM_PATH, "LANG": "C.UTF-8"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_limit(limits, nproc),
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        write_fd = None
+        kept: list[bytes] = []
+        result_box: list[bytes] = []
+        reader = threading.Thread(target=_drain, args=(proc.stdout, limits.output_bytes, kept), daemon=True)
+        reader.start()
+        result_reader = threading.Thread(
+            target=_read_result,
+            args=(os.fdopen(read_fd, "rb"), _MAX_REPORT_BYTES + _MAX_NPZ_BYTES + (1 << 20), result_box),
+            daemon=True,
+        )
+        read_fd = None
+        result_reader.start()
+        try:
+            returncode = proc.wait(timeout=limits.timeout_s)
+            ended = "finished"
+        except subprocess.TimeoutExpired:
+            _kill(proc)
+            returncode = proc.wait()
+            ended = "timeout"
+        _kill(proc)  # stray processes, if any outlived the PID namespace's first process
+        wall_s = time.perf_counter() - start
+        reader.join(timeout=5)
+        result_reader.join(timeout=5)
+        log = b"".join(kept).decode("utf-8", "replace")
+        protections = [*(["rlimits"] if sys.platform == "linux" else []), "own-session", "output-cap"]
+        if not use_bwrap:
+            protections.append("scrubbed-env")
+            protections += ["nproc"] if nproc else []
+        for line in log.splitlines():
+            if line.startswith("EFFLAB-SANDBOX "):  # the first such line, printed before any student code ran
+                try:
+                    protections += [str(p) for p in json.loads(line[len("EFFLAB-SANDBOX ") :])]
+                except ValueError:
+                    pass
+                break
+        result, report_bytes, npz_bytes = _parse_result(result_box[0] if result_box else b"")
+        notes: list[str] = []
+        report = _json(report_bytes)
+        outputs = load_outputs(npz_bytes, _MAX_NPZ_BYTES, notes)
+        if ended == "finished":
+            ended = str(result.get("outcome", "crashed")) if result else "crashed"
+        errors = result.get("errors", []) if isinstance(result.get("errors"), list) else []
+        missing = [p for p in _required(hide) if p not in protections]
+        vm_peak = report.pop("_vm_peak_kb", None)
+        return RunResult(
+            ended=ended,
+            returncode=returncode,
+            wall_s=wall_s,
+            errors=tuple(e for e in errors if isinstance(e, dict)),
+            report=report,
+            outputs=outputs,
+            output_truncated=bool(result.get("output_truncated")) or "[efflab: output truncated]" in log,
+            protections=tuple(dict.fromkeys(protections)),
+            log=log[-4000:],
+            missing=tuple(missing),
+            notes=tuple(notes),
+            resources={"vm_peak_kb": vm_peak if isinstance(vm_peak, int) else None},
+        )
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd is not None:
+                os.close(fd)
+        if proc is not None and proc.poll() is None:
+            _kill(proc)
+        shutil.rmtree(job_dir, ignore_errors=True)
+        _give_back_uid(job_uid)
+
+
+def probe_isolation(hide: tuple[str, ...] = (), limits: Limits | None = None) -> RunResult:
+    """Start one empty sandbox and return what its driver verified (``protections``) and what it lacks (``missing``).
+
+    ``efflab grade`` calls this once before grading: without bubblewrap, or with a protection the host cannot give,
+    it refuses to grade unless the instructor passes ``--allow-weak-isolation``.
+    """
+    limits = limits or Limits(timeout_s=60)
+    result = run_submission("{}", {"questions": [], "max_elements": 1}, {}, limits, hide, probe_only=True)
+    if _which("bwrap") is None:
+        return RunResult(
+            "refused",
+            None,
+            result.wall_s,
+            protections=result.protections,
+            missing=tuple(_required(hide)),
+            notes=("bubblewrap (bwrap) is not installed",),
+        )
+    return result
+
+
+@functools.lru_cache(maxsize=1)
+def isolation_available() -> bool:
+    """Whether bubblewrap is installed and an empty sandbox verifies every required protection here (tried once).
+
+    >>> isinstance(isolation_available(), bool)
+    True
+    """
+    if sys.platform != "linux" or _which("bwrap") is None:
+        return False
+    return not probe_isolation().missing
+
+
+def namespaces_available() -> bool:
+    """Former name of :func:`isolation_available` (kept for existing callers)."""
+    return isolation_available()

@@ -10,6 +10,7 @@ never written to a file and never handed to the student's process.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import sys
@@ -94,6 +95,10 @@ class Lab:
     questions: tuple[Question, ...]
     title: str = ""
     seed: int = 0  # default seed of the hidden inputs; `efflab grade --seed` overrides it
+    # Default limits per submission for `efflab grade` (--timeout and --memory-mb override them): what the lab's master
+    # needs, measured by benchmarks/bench_grading.py --limits, with headroom (see the instructors' guide).
+    timeout_s: float = 120.0
+    memory_mb: int = 4096
     source: str = field(default="", compare=False)  # the file the spec was loaded from (hidden from submissions)
 
     def __post_init__(self):
@@ -125,7 +130,7 @@ def _load_path(path: Path) -> Lab:
     lab = getattr(module, "LAB", None)
     if not isinstance(lab, Lab):
         raise ValueError(f"{path} does not define LAB = Lab(...)")
-    return Lab(lab.lab_id, lab.questions, lab.title, lab.seed, source=str(path.resolve()))
+    return dataclasses.replace(lab, source=str(path.resolve()))
 
 
 def load_lab(lab: str | Path, keys_dir: str | Path | None = None) -> Lab:
