@@ -18,7 +18,7 @@ import pytest
 from efflab.grading.cli import add_cli
 from efflab.grading.grade import merge, shard, student_name
 from efflab.grading.labs import demo
-from efflab.grading.runner import load_outputs, namespaces_available
+from efflab.grading.runner import isolation_available, load_outputs
 from efflab.grading.spec import hidden_cases, load_lab
 
 DEMO = Path(__file__).parent / "data" / "demo_lab"
@@ -103,10 +103,10 @@ def test_master_full_student_zero_partial_partial_with_shards_and_merge(tmp_path
 def _adversaries(tmp_path: Path, canary: Path, port: int) -> dict[str, tuple[object, str, float]]:
     """name -> (notebook or raw text, expected status, the most points it may score).
 
-    Without namespaces (no read-only file system, no hidden specs) the spec can be imported, so key_search may score,
-    and deleting other submissions' scratch folders would harm them: that attack is only run inside namespaces.
+    Without the sandbox (no read-only file system, no hidden specs) the spec can be imported, so key_search may score,
+    and deleting other submissions' scratch folders would harm them: that attack is only run in the sandbox.
     """
-    sandboxed = namespaces_available()
+    sandboxed = isolation_available()
     attacks = {
         "loop": (_with_cell(STUDENT, "while True:\n    pass"), "timeout", 0),
         "memory_bomb": (
@@ -161,7 +161,7 @@ def _adversaries(tmp_path: Path, canary: Path, port: int) -> dict[str, tuple[obj
         "Copy of demo (1)": (nbformat.read(MASTER, 4), "graded", 5),
         "control": (nbformat.read(MASTER, 4), "graded", 5),
     }
-    if sandboxed:  # without namespaces these would delete other submissions' files and signal every process
+    if sandboxed:  # without the sandbox these would delete other submissions' files and signal every process
         attacks["delete_outside"] = (
             _with_cell(
                 STUDENT,
@@ -228,7 +228,7 @@ def test_adversarial_submissions_each_get_a_row_and_no_unearned_marks(tmp_path):
         assert received == []
     if "keys-hidden" in protections:
         assert float(rows["key_search.ipynb"]["total"]) == 0
-    assert "keys-hidden" in protections or not namespaces_available()
+    assert "keys-hidden" in protections or not isolation_available()
 
 
 def test_student_names_and_shards_are_deterministic():

@@ -271,6 +271,8 @@ def _special_files(subs: Path) -> dict[str, tuple[str, str]]:
     made = {}
     os.symlink(MASTER.resolve(), subs / "link_to_master.ipynb")
     made["link_to_master.ipynb"] = ("invalid", "symbolic link")
+    (subs / "linked_folder").symlink_to(MASTER.parent, target_is_directory=True)  # a zip's folder link to masters
+    made["linked_folder/demo.ipynb"] = ("invalid", "hidden from submissions")
     os.symlink("/dev/zero", subs / "dev_zero.ipynb")
     made["dev_zero.ipynb"] = ("invalid", "symbolic link")
     os.symlink("/etc/shadow", subs / "shadow.ipynb")
@@ -309,8 +311,9 @@ def _job_uid_processes() -> list[str]:
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and entry.stat().st_uid >= runner._JOB_UID_BASE:
-                left.append(entry.name)
-        except OSError:
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":  # a zombie runs nothing
+                    left.append(entry.name)
+        except (OSError, IndexError):
             continue
     return left
 
@@ -339,8 +342,8 @@ def test_attacks_score_nothing_harm_nobody_and_leave_no_trace(tmp_path, monkeypa
     files += [subs / "." / control.name, subs / "sub" / ".." / control.name]  # one file, three spellings
     files.append(subs / "missing.ipynb")
     rows = _grade(tmp_path / "out" / "gradebook.csv", files, "--jobs", "2", "--timeout", "30", "--memory-mb", "3072")
-    by_name = {Path(f).name.lstrip("'"): row for f, row in rows.items()}
-    distinct = {p.name for p in files}
+    by_name = {str(Path(f).relative_to(subs)).lstrip("'"): row for f, row in rows.items()}
+    distinct = {str(p.relative_to(subs)).replace("sub/../", "").removeprefix("./") for p in files}
     assert set(by_name) == distinct and len(rows) == len(distinct)  # one row per distinct file, none lost
     feedback = {name: (tmp_path / "out" / row["feedback"]).read_text() for name, row in by_name.items()}
     assert not [name for name, text in feedback.items() if "FOUND" in text], feedback

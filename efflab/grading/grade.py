@@ -347,6 +347,14 @@ def grade_submission(
     lab = key.lab
     limits = limits or Limits()
     text, metadata, flags, reason = _read(path, lab.lab_id)
+    real = Path(os.path.realpath(path))
+    if text is not None and any(real == Path(h) or Path(h) in real.parents for h in hide):
+        text, reason = None, "inside a folder hidden from submissions (a linked folder?)"
+    try:
+        if os.lstat(path).st_nlink > 1:
+            flags.append("hard-link")  # the same file under another name too: worth a look
+    except OSError:
+        pass
     student = student_name(path, lab.lab_id, metadata)
     claimed = claimed_student(metadata)
     if claimed and not _same_person(claimed, student):

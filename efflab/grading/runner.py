@@ -267,12 +267,14 @@ def _take_job_uid() -> int | None:
 
 
 def _processes_of(uid: int) -> list[int]:
+    """Live processes of ``uid`` (zombies excluded: they run nothing and wait only for the host's init to reap them)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and entry.stat().st_uid == uid:
-                found.append(int(entry.name))
-        except OSError:
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except (OSError, IndexError):
             continue
     return found
 

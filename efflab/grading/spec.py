@@ -102,6 +102,14 @@ class Lab:
     source: str = field(default="", compare=False)  # the file the spec was loaded from (hidden from submissions)
 
     def __post_init__(self):
+        if not self.timeout_s > 0:
+            raise ValueError(
+                f"Lab {self.lab_id!r}: timeout_s must be > 0 seconds (wall clock per submission); got {self.timeout_s!r}"
+            )
+        if not (isinstance(self.memory_mb, int) and self.memory_mb >= 256):
+            raise ValueError(
+                f"Lab {self.lab_id!r}: memory_mb must be an int >= 256 (MB of address space); got {self.memory_mb!r}"
+            )
         ids = [q.id for q in self.questions]
         if len(set(ids)) != len(ids):
             raise ValueError(f"Lab {self.lab_id!r} has duplicate question ids: {ids}")

@@ -191,6 +191,11 @@ LAB = Lab(
     lab_id="lab1_roofline",
     title="Lab 1: Your machine's roofline",
     seed=20250301,
+    # efflab grade's defaults for this lab: its master ran alone in the sandbox in 17.1 s with a 1898 MB
+    # peak address space (benchmarks/bench_grading.py --limits, 2-core build machine, 2026-12-03): 120 s
+    # and 4096 MB leave 7x and 2.2x room for slower machines and --jobs sharing the cores.
+    timeout_s=120.0,
+    memory_mb=4096,
     questions=(
         Question(
             id="q1",

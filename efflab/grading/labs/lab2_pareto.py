@@ -216,6 +216,11 @@ LAB = Lab(
     lab_id="lab2_pareto",
     title="Lab 2: Walking the Pareto frontier",
     seed=20250202,
+    # efflab grade's defaults for this lab: its master ran alone in the sandbox in 15.0 s with a 1657 MB
+    # peak address space (benchmarks/bench_grading.py --limits, 2-core build machine, 2026-12-03): 120 s
+    # and 4096 MB leave 8x and 2.5x room for slower machines and --jobs sharing the cores.
+    timeout_s=120.0,
+    memory_mb=4096,
     questions=(
         Question(
             id="q1",

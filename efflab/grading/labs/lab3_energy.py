@@ -131,6 +131,11 @@ LAB = Lab(
     lab_id="lab3_energy",
     title="Lab 3: The energy ledger",
     seed=20250303,
+    # efflab grade's defaults for this lab: its master ran alone in the sandbox in 8.9 s with a 1761 MB
+    # peak address space (benchmarks/bench_grading.py --limits, 2-core build machine, 2026-12-03): 120 s
+    # and 4096 MB leave 13x and 2.3x room for slower machines and --jobs sharing the cores.
+    timeout_s=120.0,
+    memory_mb=4096,
     questions=(
         Question(
             id="q1",

@@ -167,6 +167,11 @@ LAB = Lab(
     lab_id="lab4_amdahl",
     title="Lab 4: Amdahl in a real pipeline",
     seed=20250404,
+    # efflab grade's defaults for this lab: its master ran alone in the sandbox in 13.2 s with a 1734 MB
+    # peak address space (benchmarks/bench_grading.py --limits, 2-core build machine, 2026-12-03): 120 s
+    # and 4096 MB leave 9x and 2.4x room for slower machines and --jobs sharing the cores.
+    timeout_s=120.0,
+    memory_mb=4096,
     questions=(
         Question(
             id="q1",

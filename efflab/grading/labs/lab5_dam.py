@@ -221,6 +221,11 @@ LAB = Lab(
     lab_id="lab5_dam",
     title="Lab 5 · D·A·M capstone: incident triage",
     seed=20250605,
+    # efflab grade's defaults for this lab: its master ran alone in the sandbox in 24.1 s with a 1785 MB
+    # peak address space (benchmarks/bench_grading.py --limits, 2-core build machine, 2026-12-03): 120 s
+    # and 4096 MB leave 5x and 2.3x room for slower machines and --jobs sharing the cores.
+    timeout_s=120.0,
+    memory_mb=4096,
     questions=(
         Question(
             id="q1",
