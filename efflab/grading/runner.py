@@ -224,7 +224,7 @@ def _bwrap_command(bwrap: str, job_dir: Path, inner: list[str], env: dict, limit
     args += ["--size", str(min(limits.scratch_bytes, 64 << 20)), "--tmpfs", "/dev/shm"]
     covered = []
     for path in map(Path, hide):
-        if not path.exists() or not _under(path, folders):
+        if not path.exists() or not _under(path, [Path(b) for b in bound if b != "/grader"]):
             covered.append(str(path))  # not bound at all: absent in the sandbox (the driver checks it)
             continue
         if path.is_dir():
