@@ -348,8 +348,9 @@ def grade_submission(
     limits = limits or Limits()
     text, metadata, flags, reason = _read(path, lab.lab_id)
     real = Path(os.path.realpath(path))
-    if text is not None and any(real == Path(h) or Path(h) in real.parents for h in hide):
-        text, reason = None, "inside a folder hidden from submissions (a linked folder?)"
+    linked = real != Path(os.path.abspath(path))  # a folder on the way is a link (as a zip or tar can make)
+    if text is not None and linked and any(real == Path(h) or Path(h) in real.parents for h in hide):
+        text, reason = None, "reached through a linked folder into a folder hidden from submissions"
     try:
         if os.lstat(path).st_nlink > 1:
             flags.append("hard-link")  # the same file under another name too: worth a look
