@@ -445,3 +445,16 @@ def test_the_sandbox_verifies_every_protection_it_claims():
     assert probe.ended == "probe" and probe.missing == (), probe
     assert set(REQUIRED_PROTECTIONS) <= set(probe.protections)
     assert stat.S_ISDIR(os.stat(SPEC_DIR).st_mode) and any(SPEC_DIR.iterdir())  # hidden inside, untouched outside
+
+
+def test_a_checkout_under_tmp_is_bound_inside_the_sandboxes_own_tmp(tmp_path, monkeypatch):
+    """CI clones the repository anywhere, /tmp included: a bound folder under /tmp must not clash with the private
+    /tmp (bwrap refused to start: "Can't make symlink at /tmp: File exists")."""
+    extra = tmp_path / "checkout"
+    extra.mkdir()
+    (extra / "module.py").write_text("x = 1\n")
+    os.chmod(tmp_path, 0o755)
+    folders = runner._python_folders()
+    monkeypatch.setattr(runner, "_python_folders", lambda: [*folders, extra.resolve()])
+    probe = runner.probe_isolation(hide=(str(SPEC_DIR),))
+    assert probe.ended == "probe" and probe.missing == (), probe

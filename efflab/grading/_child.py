@@ -172,12 +172,12 @@ def probe(job: dict) -> list[str]:
         done.append("pid-namespace")  # only this sandbox's own processes exist: nothing outside to signal or trace
     mounts = _mounts()
     scratch = job["scratch"]
-    if mounts.get("/tmp") in _TMPFS_TYPES or os.path.realpath("/tmp").startswith(scratch):
-        if mounts.get("/dev/shm") in _TMPFS_TYPES and _looks_empty("/dev/shm"):
-            done.append("private-tmp")
-    if mounts.get(scratch) in _TMPFS_TYPES:
-        fs = os.statvfs(scratch)
-        if fs.f_blocks * fs.f_frsize <= int(job["scratch_bytes"]) + (1 << 20):
+    if mounts.get("/tmp") in _TMPFS_TYPES and mounts.get("/dev/shm") in _TMPFS_TYPES and _looks_empty("/dev/shm"):
+        done.append("private-tmp")
+    writable = (scratch, "/tmp", "/dev/shm")
+    if all(mounts.get(point) in _TMPFS_TYPES for point in writable):
+        sizes = [os.statvfs(point).f_blocks * os.statvfs(point).f_frsize for point in writable]
+        if max(sizes) <= int(job["scratch_bytes"]) + (1 << 20):
             done.append("scratch-capped")
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     if nproc != resource.RLIM_INFINITY and root_is_not_us:

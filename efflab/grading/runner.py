@@ -12,7 +12,7 @@ Flatpak builds on. Each submission gets:
   efflab package, its own inputs at ``/grader``), with the spec folder, the keys folder, ``labs/masters`` and ``.git``
   covered by empty mounts wherever they fall inside a bound folder (resolved from the spec's and efflab's location,
   not from the working directory);
-- a private, size-capped tmpfs as its working folder (``/sandbox``, also ``/tmp``) and a small private ``/dev/shm``;
+- a private, size-capped tmpfs as its working folder (``/sandbox``), another as ``/tmp``, and a small ``/dev/shm``;
 - ``setrlimit`` limits on CPU time, address space, file size, core dumps and processes; a scrubbed environment; a byte
   cap on what it prints; its own session, killed as a whole at the wall-clock limit.
 
@@ -212,6 +212,8 @@ def _bwrap_command(bwrap: str, job_dir: Path, inner: list[str], env: dict, limit
             args += ["--ro-bind", top, top]
             bound.append(top)
     args += ["--proc", "/proc", "--dev", "/dev"]
+    # Its own /tmp, mounted before the Python folders: a checkout or virtualenv under /tmp is bound inside it.
+    args += ["--size", str(limits.scratch_bytes), "--tmpfs", "/tmp"]
     args += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]  # cache sizes, topology
     folders = _python_folders()
     for folder in folders:
@@ -220,7 +222,7 @@ def _bwrap_command(bwrap: str, job_dir: Path, inner: list[str], env: dict, limit
     args += ["--ro-bind", source(job_dir / "in"), "/grader"]
     bound.append("/grader")
     args += ["--size", str(limits.scratch_bytes), "--perms", "0700", "--tmpfs", "/sandbox"]
-    args += ["--dir", "/sandbox/tmp", "--symlink", "/sandbox/tmp", "/tmp"]
+    args += ["--dir", "/sandbox/tmp"]  # TMPDIR
     args += ["--size", str(min(limits.scratch_bytes, 64 << 20)), "--tmpfs", "/dev/shm"]
     covered = []
     for path in map(Path, hide):
