@@ -1,5 +1,10 @@
 """A small Sphinx extension for the efflab book (loaded from ``_config.yml``; not part of the library's API).
 
+Notebook Markdown is written in a dialect that also reads cleanly in Colab and JupyterLab, which render no MyST
+directives (``tests/test_markdown_dialect.py`` enforces it). A chapter's takeaway is a plain block quote whose first
+line is ``**Takeaway**``; here, in the book only, it becomes the tip box it used to be written as
+(``:::{admonition} Takeaway``), which Colab showed as raw text.
+
 Two fixes for what a reader's browser reported, each applied to the scripts of every page before it is written:
 
 - sphinx-thebe registers its inline configuration script once per ``env-before-read-docs`` event, and under Jupyter
@@ -48,6 +53,27 @@ def _fix_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = unique
 
 
+TAKEAWAY = "Takeaway"
+
+
+def _takeaways(app, doctree) -> None:
+    """Block quotes opening with a bold "Takeaway" paragraph become tip admonitions titled "Takeaway"."""
+    from docutils import nodes
+
+    for quote in list(doctree.findall(nodes.block_quote)):
+        first = quote.children[0] if quote.children else None
+        if not isinstance(first, nodes.paragraph):
+            continue
+        parts = [c for c in first.children if not (isinstance(c, nodes.Text) and not c.astext().strip())]
+        if len(parts) != 1 or not isinstance(parts[0], nodes.strong) or parts[0].astext().strip() != TAKEAWAY:
+            continue
+        box = nodes.admonition(classes=["admonition-takeaway", "tip"])
+        box += nodes.title(text=TAKEAWAY)
+        box.extend(child.deepcopy() for child in quote.children[1:])
+        quote.replace_self(box)
+
+
 def setup(app):
+    app.connect("doctree-read", _takeaways)
     app.connect("html-page-context", _fix_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
