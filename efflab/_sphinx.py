@@ -3,7 +3,9 @@
 Notebook Markdown is written in a dialect that also reads cleanly in Colab and JupyterLab, which render no MyST
 directives (``tests/test_markdown_dialect.py`` enforces it). A chapter's takeaway is a plain block quote whose first
 line is ``**Takeaway**``; here, in the book only, it becomes the tip box it used to be written as
-(``:::{admonition} Takeaway``), which Colab showed as raw text.
+(``:::{admonition} Takeaway``), which Colab showed as raw text. Widgets are saved with their state, so the book shows
+them, but no kernel answers their controls: each gets a note saying it is a snapshot and how to make it live, and its
+controls are made inert so that nothing looks draggable.
 
 Two fixes for what a reader's browser reported, each applied to the scripts of every page before it is written:
 
@@ -54,6 +56,16 @@ def _fix_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 TAKEAWAY = "Takeaway"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+# Shown above every widget in the book: the saved state renders, but no kernel answers the controls. The style makes
+# the controls inert (no handle moves, so nothing looks live) and marks them as a picture.
+SNAPSHOT_NOTE = (
+    "<style>.efflab-static-widget .jupyter-widgets{pointer-events:none;opacity:.8}"
+    ".efflab-snapshot{font-size:.9em;color:var(--pst-color-text-muted,#555);margin:.25em 0}</style>"
+    '<p class="efflab-snapshot">&#128247; A snapshot of these controls as the page was built: in the book they do not '
+    "respond. To use them, open this page in Colab (the badge at the top of the page) or run it in JupyterLab after "
+    "<code>make install</code>.</p>"
+)
 
 
 def _takeaways(app, doctree) -> None:
@@ -73,7 +85,21 @@ def _takeaways(app, doctree) -> None:
         quote.replace_self(box)
 
 
+def _static_widgets(app, doctree) -> None:
+    """Every saved widget view gets a note that it is a snapshot, and its output container a class that makes it inert."""
+    from docutils import nodes
+
+    for raw in list(doctree.findall(nodes.raw)):
+        if WIDGET_VIEW not in raw.astext() or "html" not in raw.get("format", ""):
+            continue
+        parent = raw.parent
+        if "efflab-static-widget" not in parent["classes"]:
+            parent["classes"].append("efflab-static-widget")
+        parent.insert(parent.index(raw), nodes.raw("", SNAPSHOT_NOTE, format="html"))
+
+
 def setup(app):
     app.connect("doctree-read", _takeaways)
+    app.connect("doctree-read", _static_widgets)
     app.connect("html-page-context", _fix_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -91,3 +91,18 @@ def test_the_book_turns_a_takeaway_quote_into_a_tip_box():
     assert len(boxes) == 1 and "tip" in boxes[0]["classes"]
     assert boxes[0][0].astext() == "Takeaway" and isinstance(boxes[0][1], nodes.bullet_list)
     assert len(list(doctree.findall(nodes.block_quote))) == 1  # the other quote stays a quote
+
+
+def test_the_book_marks_saved_widgets_as_snapshots():
+    from docutils import nodes
+
+    from efflab._sphinx import WIDGET_VIEW, _static_widgets
+
+    document = nodes.document(None, None)
+    output = nodes.container(classes=["cell_output"])
+    output += nodes.raw("", f'<script type="{WIDGET_VIEW}">{{"model_id": "x"}}</script>', format="html")
+    document += output
+    document += nodes.container("", nodes.raw("", "<p>plain output</p>", format="html"), classes=["cell_output"])
+    _static_widgets(None, document)
+    assert "efflab-static-widget" in output["classes"] and "snapshot" in output[0].astext()
+    assert len(list(document.findall(nodes.raw))) == 3  # one note, before the widget only
