@@ -234,7 +234,7 @@ def _bwrap_command(bwrap: str, job_dir: Path, inner: list[str], env: dict, limit
         else:
             args += ["--ro-bind", "/dev/null", str(path)]
         covered.append(str(path))
-    args += ["--remount-ro", "/"]  # bwrap's own root tmpfs: nothing may be written outside /sandbox and /dev/shm
+    args += ["--remount-ro", "/"]  # bwrap's own root tmpfs: writable are only /sandbox, /tmp and /dev/shm
     args += ["--clearenv", *[x for name, value in env.items() for x in ("--setenv", name, value)]]
     args += ["--chdir", "/sandbox", *inner]
     if job_uid is None:
