@@ -62,6 +62,7 @@ __all__ = [
     "regime_workloads",
     "more_cores_claim",
     "threads_scale_now",
+    "batching_flat_now",
     "OpBound",
     "bound_claim",
     "flat_claim",
@@ -1128,6 +1129,43 @@ def threads_scale_now(threads: int, gain_floor: float | None = None, n: int = 51
     )
 
 
+def batching_flat_now(rows: tuple[int, int], n: int, band: tuple[float, float] | None = None) -> Reason:
+    """Reason "batching does leave the compute-bound op's throughput flat here, just not while the experiment ran",
+    measured now: ``rows[0]`` and ``rows[1]`` rows times an ``n`` x ``n`` fp32 weight on one CPU thread, in three
+    interleaved rounds (fastest of each); the throughput ratio falls inside ``band`` (``WASTED_GAIN_BAND``). A host
+    whose speed changes during the experiment moves one configuration's time and not the other's. Takes about a
+    second: evaluate it only for a claim that did not hold.
+
+    Examples
+    --------
+    >>> batching_flat_now((1, 4), 8).applies  # all overhead: four rows cost what one does, so batching is not wasted
+    False
+    """
+    import warnings
+
+    import torch
+
+    from efflab.timing import HighVarianceWarning, benchmark
+
+    r1, r2 = (v.integer(r, "rows", "rows per call", low=1) for r in rows)
+    n = v.integer(n, "n", "weight size", low=1)
+    low, high = WASTED_GAIN_BAND if band is None else band
+    w = torch.rand(n, n)
+    xs = {r1: torch.rand(r1, n), r2: torch.rand(r2, n)}
+    best = {r1: float("inf"), r2: float("inf")}
+    with warnings.catch_warnings(), num_threads(1):
+        warnings.simplefilter("ignore", HighVarianceWarning)  # the fastest sample counts
+        for _ in range(3):
+            for r, x in xs.items():
+                best[r] = min(best[r], benchmark(torch.mm, x, w, min_run_s=0.05, max_run_s=0.5).min_s)
+    gain = (r2 / best[r2]) / (r1 / best[r1])
+    return Reason(
+        low <= gain <= high,
+        f"timed again just now, {r2} rows instead of {r1} give the compute-bound matmul x{gain:.2f} the throughput: "
+        "batching is wasted on it here, and the host's speed changed while the experiment ran",
+    )
+
+
 def speed_drift(roofline: Roofline, device=None) -> Reason:
     """Reason "the machine got faster since its ceilings were measured", measured now: a 512^3 fp32 matmul
     (fastest of its runs, all threads) beats the roofline's fp32 ceiling by more than ``DRIFT_ABOVE``. A shared host
@@ -1278,7 +1316,12 @@ def lever_claims(
             "batching multiplies the memory-bound op's throughput and not the compute-bound one's",
             a_mem >= BATCHING_GAIN_ABOVE and a_mem >= 2 * a_cmp and low <= a_cmp <= high,
             f"x{a_mem:.2f} and x{a_cmp:.2f}",
-            [contended],
+            [
+                contended,
+                batching_flat_now((int(items[1, 0]), int(items[1, 1])), int(items[1, 0]))
+                if threads is not None and a_mem >= BATCHING_GAIN_ABOVE and not low <= a_cmp <= high
+                else reason(False, "not needed"),
+            ],
         ),
         check(
             "more FLOP/s speed up the compute-bound op and not the memory-bound one",

@@ -590,3 +590,17 @@ def test_lever_claims_of_lab1(monkeypatch):
     monkeypatch.setattr(kernels, "threads_scale_now", lambda threads: claims.Reason(False, "x1.1 just now too"))
     with pytest.raises(UnexplainedClaim):
         lever_claims(items, burst, threads=2)
+    # CI again: batching gave the compute-bound op x0.69 while the same matmuls timed just after were flat.
+    slow_batch = [[3.64e-3, 17.9e-3, 3.54e-3], [23.5e-3, 136.2e-3, 11.2e-3]]
+    calls = []
+
+    def flat_now(rows, n):
+        calls.append((rows, n))
+        return claims.Reason(True, "x0.98 just now")
+
+    monkeypatch.setattr(kernels, "batching_flat_now", flat_now)
+    assert lever_claims(items, slow_batch, threads=2)[0].why == "x0.98 just now"
+    assert calls == [((1024, 4096), 1024)]  # the compute-bound op's own rows and weight
+    monkeypatch.setattr(kernels, "batching_flat_now", lambda rows, n: claims.Reason(False, "x0.7 just now too"))
+    with pytest.raises(UnexplainedClaim):
+        lever_claims(items, slow_batch, threads=2)
