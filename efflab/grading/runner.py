@@ -474,16 +474,6 @@ def _env(home: str, tmp: str) -> dict[str, str]:
     return env
 
 
-def _read_result(stream, cap_bytes: int, box: list) -> None:
-    """Read the driver's result pipe (at most ``cap_bytes``; the rest is drained and dropped)."""
-    kept, size = [], 0
-    for chunk in iter(lambda: stream.read(65536), b""):
-        if size < cap_bytes:
-            kept.append(chunk[: cap_bytes - size])
-        size += len(chunk)
-    box.append(b"".join(kept))
-
-
 def _parse_result(data: bytes) -> tuple[dict, bytes, bytes]:
     head, _, rest = data.partition(b"\n")
     result = _json(head)
@@ -592,7 +582,7 @@ def run_submission(
         reader = threading.Thread(target=_drain, args=(proc.stdout, limits.output_bytes, kept), daemon=True)
         reader.start()
         result_reader = threading.Thread(
-            target=_read_result,
+            target=_drain,  # the result pipe, capped like the log
             args=(os.fdopen(read_fd, "rb"), _MAX_REPORT_BYTES + _MAX_NPZ_BYTES + (1 << 20), result_box),
             daemon=True,
         )
@@ -621,7 +611,7 @@ def run_submission(
                 except ValueError:
                     pass
                 break
-        result, report_bytes, npz_bytes = _parse_result(result_box[0] if result_box else b"")
+        result, report_bytes, npz_bytes = _parse_result(b"".join(result_box))
         notes: list[str] = []
         report = _json(report_bytes)
         outputs = load_outputs(npz_bytes, _MAX_NPZ_BYTES, notes)
