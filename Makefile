@@ -74,13 +74,16 @@ $(ASSETS): Makefile
 	rm -rf _vendor
 	mkdir -p _vendor/npm _vendor/static/html-manager
 	cd _vendor/npm && npm pack --silent $(MATHJAX) $(REQUIREJS) $(HTML_MANAGER) > /dev/null
-	tar -xzf _vendor/npm/mathjax-*.tgz -C _vendor/npm package/es5
+	# MathJax: only what a page loads (the combined component, its CHTML fonts, the TeX extensions it autoloads),
+	# 2 MB of the 24 MB es5 tree; the opt-in accessibility explorer and speech engine of its menu are left out.
+	tar -xzf _vendor/npm/mathjax-*.tgz -C _vendor/npm package/es5/tex-mml-chtml.js package/es5/output/chtml/fonts/woff-v2 \
+	   package/es5/input/tex/extensions
 	mv _vendor/npm/package/es5 _vendor/static/mathjax
 	tar -xzf _vendor/npm/requirejs-*.tgz -C _vendor/npm package/require.js
 	mv _vendor/npm/package/require.js _vendor/static/require.js
 	tar -xzf _vendor/npm/jupyter-widgets-html-manager-*.tgz -C _vendor/npm package/dist
-	mv _vendor/npm/package/dist/embed-amd.js _vendor/npm/package/dist/*.woff* _vendor/npm/package/dist/*.ttf \
-	   _vendor/npm/package/dist/*.eot _vendor/npm/package/dist/*.svg _vendor/static/html-manager/
+	# the manager and the woff2/woff fonts of its icons (every browser that runs it reads woff2; no eot/svg/ttf)
+	mv _vendor/npm/package/dist/embed-amd.js _vendor/npm/package/dist/*.woff* _vendor/static/html-manager/
 	rm -rf _vendor/npm/package
 	touch $@
 

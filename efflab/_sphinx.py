@@ -12,6 +12,10 @@ Two fixes for what a reader's browser reported, each applied to the scripts of e
 - sphinx-thebe registers its inline configuration script once per ``env-before-read-docs`` event, and under Jupyter
   Book 1 that event can fire twice, so every page declared ``const THEBE_JS_URL`` twice ("Uncaught SyntaxError:
   Identifier 'THEBE_JS_URL' has already been declared"). Exact duplicate script entries are dropped.
+- The ipywidgets HTML manager finds its icon fonts from the AMD module id it defines itself,
+  ``@jupyter-widgets/html-manager/dist/embed-amd``, which RequireJS resolves against the page's folder, so every widget
+  page requested six fonts at ``chapters/@jupyter-widgets/html-manager/dist/…`` and got 404. A RequireJS ``paths``
+  entry, written just before the manager's script, points that id at the copy under ``_static``.
 - The ipywidgets HTML manager typesets widget labels with the MathJax 2 call ``MathJax.Hub.Queue``; the book loads
   MathJax 3, which has no ``Hub`` ("TypeError: Cannot read properties of undefined (reading 'Queue')" once per
   widget). A small shim, placed right after the page's MathJax configuration, gives MathJax 3 a ``Hub.Queue`` that
@@ -38,6 +42,10 @@ MATHJAX2_HUB_SHIM = """(function () {
 })();"""
 
 
+HTML_MANAGER = "/html-manager/embed-amd.js"  # as _config.yml's nb_ipywidgets_js names it, under _static
+HTML_MANAGER_ID = "@jupyter-widgets/html-manager/dist"  # the folder of the AMD module id embed-amd.js defines
+
+
 def _fix_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts = context.get("script_files")
     if not scripts:
@@ -47,9 +55,15 @@ def _fix_scripts(app, pagename, templatename, context, doctree) -> None:
         # the same inline script arrives once with filename None and once with "": compare what reaches the page
         attributes = tuple(sorted(getattr(script, "attributes", {}).items()))
         key = (getattr(script, "filename", script) or "", attributes)
-        if key not in seen:
-            seen.add(key)
-            unique.append(script)
+        if key in seen:
+            continue
+        seen.add(key)
+        filename = str(getattr(script, "filename", "") or "").split("?")[0]  # "_static/…", themes may add "?v=…"
+        if filename.endswith(HTML_MANAGER) and "pathto" in context:
+            folder = context["pathto"](filename.rsplit("/", 1)[0], 1)
+            paths = f'requirejs.config({{paths: {{"{HTML_MANAGER_ID}": "{folder}"}}}});'
+            unique.append(type(script)(None, priority=script.priority, body=paths))
+        unique.append(script)
         if str(getattr(script, "attributes", {}).get("body", "")).startswith("window.MathJax ="):
             unique.append(type(script)(None, priority=script.priority, body=MATHJAX2_HUB_SHIM))
     context["script_files"] = unique
@@ -98,7 +112,21 @@ def _static_widgets(app, doctree) -> None:
         parent.insert(parent.index(raw), nodes.raw("", SNAPSHOT_NOTE, format="html"))
 
 
+def _drop_unloaded_assets(app, exception) -> None:
+    """Remove what themes copy into ``_static`` that no page loads: source maps and message catalogues (3.4 MB)."""
+    import shutil
+    from pathlib import Path
+
+    if exception is not None or app.builder.format != "html":
+        return
+    static = Path(app.outdir) / "_static"
+    for path in static.rglob("*.map"):
+        path.unlink()
+    shutil.rmtree(static / "locales", ignore_errors=True)
+
+
 def setup(app):
+    app.connect("build-finished", _drop_unloaded_assets)
     app.connect("doctree-read", _takeaways)
     app.connect("doctree-read", _static_widgets)
     app.connect("html-page-context", _fix_scripts, priority=900)
