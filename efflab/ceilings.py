@@ -45,6 +45,7 @@ import numpy as np
 from efflab import _validate as v
 from efflab.hardware import _read
 from efflab.roofline import Ceiling, Roofline
+from efflab.style import wrap_text
 from efflab.timing import HighVarianceWarning, Measurement, benchmark, torch_threads
 
 __all__ = [
@@ -142,7 +143,7 @@ class CeilingReport:
         """The ceilings beside the spec, with the fraction achieved."""
         lines = [f"{self.roofline.name} -- measured in {self.elapsed_s:.1f} s", _ceiling_table(self.roofline)]
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return wrap_text("\n".join(lines))
 
     def __str__(self) -> str:
         return self.to_text()

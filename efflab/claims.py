@@ -25,6 +25,8 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from efflab.style import TEXT_WIDTH_CHARS
+
 __all__ = [
     "Reason",
     "UnexplainedClaim",
@@ -48,8 +50,8 @@ __all__ = [
 ]
 
 STRICT_ENV = "EFFLAB_STRICT_CLAIMS"  # "1": an unexplained claim raises UnexplainedClaim (CI runs every notebook so)
-# Verdict lines wrap at this many characters: they fit the book's column and a notebook's output without scrolling.
-TEXT_WIDTH = 100
+# Verdict lines wrap at the course's text width: they fit the book's column and a notebook's output without scrolling.
+TEXT_WIDTH = TEXT_WIDTH_CHARS
 # A load average above this many runnable tasks per core means other work shares the cores (Linux load counts
 # runnable and uninterruptible tasks; 1 per core is a fully busy machine).
 CONTENDED_LOAD_PER_CORE = 1.0
@@ -104,10 +106,12 @@ class Verdict:
     def to_text(self, width: int = TEXT_WIDTH) -> str:
         """``held here: ...`` or ``not here: ...`` with the figures, and the reason below, wrapped at ``width``."""
         head = f"{'held here' if self.held else 'not here'}: {self.statement} ({self.figures})"
-        lines = textwrap.wrap(head, width, subsequent_indent="  ")
+        lines = textwrap.wrap(head, width, subsequent_indent="  ", break_on_hyphens=False)
         if not self.held:
             why = self.why or "UNEXPLAINED -- no diagnosed reason applies to these figures"
-            lines += textwrap.wrap(why, width, initial_indent="  why: ", subsequent_indent="       ")
+            lines += textwrap.wrap(
+                why, width, initial_indent="  why: ", subsequent_indent="       ", break_on_hyphens=False
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from efflab import _validate as v
 from efflab.roofline import Classification, Remedies, classify, remedies
+from efflab.style import wrap_text
 
 __all__ = ["FIXES", "Check", "Diagnosis", "Scorecard", "diagnose"]
 
@@ -132,7 +133,7 @@ class Diagnosis:
         if self.proposed_fix is not None:
             verdict = f"the {self.anti_pattern}" if self.anti_pattern else "addresses the bottleneck"
             lines.append(f"  proposed fix {self.proposed_fix!r}: {verdict}. {self.reason}")
-        return "\n".join(lines)
+        return wrap_text("\n".join(lines))
 
 
 def _scalar(value, name: str, unit: str, *, positive: bool = False) -> float:

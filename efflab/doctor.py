@@ -14,6 +14,8 @@ import platform
 import sys
 from dataclasses import dataclass, field
 
+from efflab.style import wrap_text
+
 __all__ = ["EXTRAS", "DoctorReport", "cpu_model", "describe_cpu", "doctor", "in_colab"]
 
 # Each extra of the package (see pyproject.toml) and the import names that prove it is usable.
@@ -194,7 +196,7 @@ class DoctorReport:
         lines.append(f"{'extras':<10} usable: {', '.join(ok) if ok else 'none'}")
         for extra, fix in self.missing.items():
             lines.append(f"{'missing':<10} {extra}: {fix}")
-        return "\n".join(lines)
+        return wrap_text("\n".join(lines))
 
     def __str__(self) -> str:
         return self.to_text()

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from efflab import _validate as v
+from efflab.style import wrap_text
 
 __all__ = [
     "HAN_2015_PJ_PER_32BIT",
@@ -198,7 +199,7 @@ class EnergyEstimate:
                 f"compute = flops * e_flop, movement = bytes_moved * e_byte, arrays of shape {np.shape(self.total_j)}"
             )
         lines.append(f"source: {self.source}")
-        return "\n".join(lines)
+        return wrap_text("\n".join(lines))
 
     def __str__(self) -> str:
         return self.to_text()
@@ -242,8 +243,10 @@ def energy_estimate(
     (2.3, 162.5)
     >>> round(est.movement_to_compute_ratio)
     848
-    >>> print(est.to_text().splitlines()[0])
-    e_flop = (3.7 pJ mult + 0.9 pJ add) / 2 = 2.3 pJ/FLOP (fp32; one FMA = 4.6 pJ = 2 FLOPs)
+    >>> for line in est.to_text().splitlines()[:2]:
+    ...     print(line)
+    e_flop = (3.7 pJ mult + 0.9 pJ add) / 2 = 2.3 pJ/FLOP (fp32; one FMA = 4.6
+      pJ = 2 FLOPs)
     """
     key = _dtype(dtype)
     level = v.choice(memory, "memory", list(MEMORY_LEVELS))

@@ -25,6 +25,7 @@ import time
 import warnings
 
 from efflab import _validate as v
+from efflab.style import format_si, wrap_text
 
 __all__ = ["EnergyMeter", "EnergyEstimateWarning", "ShortWindowWarning", "counter_delta", "rapl_zones"]
 
@@ -295,17 +296,18 @@ class EnergyMeter:
             )
         if self.source == "estimated":
             text = (
-                f"{self.energy_j:.4g} J estimated (a model, not a counter) over a measured {self.time_s:.4g} s: "
-                f"{self.power_w:.4g} W average, estimated"
+                f"{format_si(self.energy_j, 'J', 4)} estimated (a model, not a counter) over a measured "
+                f"{format_si(self.time_s, 's', 4)}: {format_si(self.power_w, 'W', 4)} average, estimated"
             )
         else:
             text = (
-                f"{self.energy_j:.4g} J over {self.time_s:.4g} s = {self.power_w:.4g} W average (source={self.source})"
+                f"{format_si(self.energy_j, 'J', 4)} over {format_si(self.time_s, 's', 4)} = "
+                f"{format_si(self.power_w, 'W', 4)} average (source={self.source})"
             )
         if self.source == "estimated":
             text += f"\nmodel: {self.estimate_detail[0].formula}" if self.estimate_detail else ""
             text += f"\nwhy estimated: {self.reason}" if self.reason else ""
-        return text
+        return wrap_text(text)
 
     def __repr__(self) -> str:
         return f"<EnergyMeter {self.to_text()}>"

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 from efflab import _validate as v
+from efflab.style import wrap_text
 
 __all__ = [
     "GELU_CUBIC_COEFFICIENT",
@@ -230,15 +231,15 @@ class FusionComparison:
         rows = [self.unfused, self.fused] + ([self.compiled] if self.compiled else [])
         lines = [f"GELU (tanh) over {self.numel:,} {self.dtype} elements on {self.device}"]
         for r in rows:
-            kernels = f"{r.kernels} kernels" if r.kernels else "kernels not profiled"
+            kernels = f"{r.kernels} kernels" if r.kernels else "(unprofiled)"
             lines.append(
-                f"  {r.name:<22} {kernels:<20} {r.bytes_moved / 1e6:8.1f} MB  {format_time_s(r.time_s):>10}  "
+                f"  {r.name:<22}{kernels:>12} {r.bytes_moved / 1e6:7.1f} MB {format_time_s(r.time_s):>9} "
                 f"{r.effective_bandwidth_bytes_per_s / 1e9:6.1f} GB/s" + (f"  ({r.note})" if r.note else "")
             )
         lines.append(f"  bytes unfused/fused = {self.bytes_ratio:.3g}x; time unfused/fused = {self.speedup:.3g}x")
         if self.compile_time_s is not None:
             lines.append(f"  torch.compile took {format_time_s(self.compile_time_s)} to compile (paid once)")
-        return "\n".join(lines)
+        return wrap_text("\n".join(lines))
 
     def __str__(self) -> str:
         return self.to_text()

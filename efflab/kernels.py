@@ -943,7 +943,8 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_
     >>> roof = Roofline({"fp32": 1e11}, {"dram": 2e10}, latency_s=3e-6)
     >>> ops = [MeasuredOp("add", 1e6, 12e6, 7e-4), MeasuredOp("matmul", 2e9, 12e6, 0.03)]
     >>> print(bound_claim(ops, roof, caches={"l3": 8 << 20}))
-    held here: no op runs faster than its iron-law bound (closest: add at 86% of its bound)
+    held here: no op beats its iron-law bound by more than 10% (the measurement's
+      own spread) (closest: add at 86% of its bound)
     >>> fast = [MeasuredOp("embedding", 0.0, 24e6, 9e-4)]
     >>> print(bound_claim(fast, roof, caches={"l3": 8 << 20}).why)  # doctest: +NORMALIZE_WHITESPACE
     the 22.9 MiB working set of embedding is under 4x the 8 MiB last-level cache (STREAM's rule): part of it
@@ -966,7 +967,7 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_
     llc = max(caches.values(), default=0)
     floor = roofline.latency_s or 0.0
     return check(
-        "no op runs faster than its iron-law bound",
+        f"no op beats its iron-law bound by more than {BOUND_TOLERANCE:.0%} (the measurement's own spread)",
         share <= 1 + BOUND_TOLERANCE,
         f"closest: {op.label} at {share:.0%} of its bound",
         [
@@ -1008,8 +1009,8 @@ def proportional_claim(sizes, times_s, bytes_per_element: float, caches: Mapping
     --------
     >>> sizes = [2**22, 2**23, 2**24]
     >>> print(proportional_claim(sizes, [2.75e-3, 5.26e-3, 10.6e-3], 12, caches={"l3": 8 << 20}))
-    held here: past the caches, doubling the add's size doubles its time (48 MiB -> 96 MiB x1.91, 96 MiB ->
-      192 MiB x2.02)
+    held here: past the caches, doubling the add's size about doubles its time
+      (x1.6 to x2.5) (48 MiB -> 96 MiB x1.91, 96 MiB -> 192 MiB x2.02)
     >>> v = proportional_claim(sizes, [1.0e-3, 2.78e-3, 6.2e-3], 12, caches={"l3": 480 << 20})
     >>> print(v.why)  # doctest: +NORMALIZE_WHITESPACE
     the 48 MiB working set fits in the l3 the OS reports (480 MiB): it is not streamed from DRAM
@@ -1031,7 +1032,8 @@ def proportional_claim(sizes, times_s, bytes_per_element: float, caches: Mapping
     outside = [(before, ratio) for before, _, ratio in steps if not low <= ratio <= high]
     first = outside[0] if outside else steps[0][::2]
     return check(
-        "past the caches, doubling the add's size doubles its time",
+        f"past the caches, doubling the add's size about doubles its time "
+        f"(x{PROPORTIONAL_RATIO[0]:g} to x{PROPORTIONAL_RATIO[1]:g})",
         not outside,
         ", ".join(f"{bytes_text(b * per_element)} -> {bytes_text(a * per_element)} x{r:.2f}" for b, a, r in steps),
         [

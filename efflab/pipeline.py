@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
+from efflab.style import wrap_text
 from efflab.timing import timer, torch_threads
 
 __all__ = [
@@ -253,7 +254,7 @@ class PipelineRun:
             f"{k} {1e3 * t:.1f} ms ({100 * self.fractions[k]:.0f} %)" for k, t in self.stage_time_s.items()
         )
         mode = f"overlapped, {self.workers} loader thread(s)" if self.overlap else "sequential"
-        return (
+        return wrap_text(
             f"{mode}: {1e3 * self.time_per_batch_s:.1f} ms per batch, model step waited for data "
             f"{100 * self.wait_fraction:.0f} % of the time\n  {parts}"
         )

@@ -41,6 +41,7 @@ import numpy as np
 
 from efflab import _validate as v
 from efflab.dam import Diagnosis, diagnose
+from efflab.style import wrap_text
 from efflab.timing import format_time_s
 
 __all__ = [
@@ -120,7 +121,7 @@ class ScenarioRun:
     def to_text(self) -> str:
         """One short line: the variant, its terms and the time per item."""
         f = lambda t: format_time_s(t) if t > 0 else "0"  # noqa: E731
-        return (
+        return wrap_text(
             f"{self.variant:<14} data {f(self.data_time_s)} + compute {f(self.compute_time_s)} + idle "
             f"{f(self.idle_time_s)} = {f(self.wall_time_s)}; {f(self.time_per_item_s)} per item"
         )
@@ -235,12 +236,12 @@ class LeverTrial:
         return self.baseline.time_per_item_s / self.wasted.time_per_item_s
 
     def to_text(self) -> str:
-        """The three runs (per ``unit``) and the two speedups, in lines of at most ~90 characters."""
+        """The three runs (per ``unit``) and the two speedups, wrapped at the course's text width."""
         lines = [f"{self.scenario}, per {self.baseline.unit}:"]
         lines += [f"  {r.to_text()}" for r in (self.baseline, self.works, self.wasted)]
         for run, s in ((self.works, self.works_speedup), (self.wasted, self.wasted_speedup)):
             lines.append(f"  {run.variant:<14} ({self.lever_text[run.variant]}): {s:.3g}x per item")
-        return "\n".join(lines)
+        return wrap_text("\n".join(lines))
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,4 +1,5 @@
-"""The course's one look: a colour per regime, the shared matplotlib style and SI number formatting.
+"""The course's one look: a colour per regime, the shared matplotlib style, SI number formatting and the width of
+every plain-text report.
 
 Every plot and widget takes its colours from here, so "memory-bound" is the same blue on the roofline, in the iron-law
 bars, in the energy split (data movement) and in every widget. The palette is Okabe and Ito's colour-blind-safe set
@@ -10,6 +11,7 @@ matplotlib is imported lazily (only :func:`style_context` needs it), so importin
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
@@ -23,8 +25,10 @@ __all__ = [
     "REGIME_COLORS",
     "REGIME_LABELS",
     "STYLE_RC",
+    "TEXT_WIDTH_CHARS",
     "format_si",
     "style_context",
+    "wrap_text",
 ]
 
 # One colour per regime (Okabe-Ito): memory = blue, compute = vermillion, latency = reddish purple.
@@ -97,6 +101,41 @@ def format_si(value: float, unit: str = "", digits: int = 3) -> str:
     if abs(mantissa) >= 1000 and exp < 18:  # rounding carried into the next prefix (999.96 -> 1000)
         exp, mantissa = exp + 3, mantissa / 1000
     return f"{mantissa:g} {_PREFIXES[exp]}{unit}".strip()
+
+
+# Plain-text reports (claims, diagnoses, summaries, doctor) wrap at this many characters. The book's code and output
+# column holds 77 monospace characters at a 1280 px window (tests/test_browser.py measures it and fails on any line
+# that scrolls); Colab's and JupyterLab's output areas are wider, so what fits the book fits everywhere.
+TEXT_WIDTH_CHARS = 76
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH_CHARS) -> str:
+    """Wrap each line of a plain-text report at ``width`` characters; a wrapped line continues two spaces deeper than
+    its own indentation, so the structure of an indented report survives.
+
+    Lines that fit are kept as they are (aligned columns included); words longer than ``width`` are not broken.
+
+    Examples
+    --------
+    >>> print(wrap_text("  scorecard: idle 12 % of the wall time, above the 10 % rule", width=30))
+      scorecard: idle 12 % of the
+        wall time, above the 10 %
+        rule
+    >>> wrap_text("short line") == "short line"
+    True
+    """
+    if not isinstance(width, int) or width < 20:
+        raise ValueError(f"width must be an integer number of characters >= 20; got {width!r}")
+    out: list[str] = []
+    for line in str(text).split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        out += textwrap.wrap(
+            line, width, subsequent_indent=indent + "  ", break_long_words=False, break_on_hyphens=False
+        ) or [line]
+    return "\n".join(out)
 
 
 @contextmanager

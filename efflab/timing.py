@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
+from efflab.style import wrap_text
 
 __all__ = ["Measurement", "HighVarianceWarning", "benchmark", "timer", "median_ci", "format_time_s", "torch_threads"]
 
@@ -217,7 +218,7 @@ class Measurement:
             text = f"{self.label}: {text}"
         if self.has_warnings:
             text += f"  [IQR/median {self.relative_iqr:.0%} > 10 %: could indicate system fluctuation]"
-        return text
+        return wrap_text(text)
 
     def __str__(self) -> str:
         return self.to_text()

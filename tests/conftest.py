@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,9 @@ def toc_files(repo_root: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def html(repo_root, tmp_path_factory) -> Path:
     """Build the book once per test session (stored outputs, -W -n) and return its html folder."""
+    prebuilt = os.environ.get("EFFLAB_BOOK_HTML")  # a developer's shortcut: read a book already built (make book)
+    if prebuilt:
+        return Path(prebuilt).resolve()
     if not (repo_root / "_vendor" / "static" / ".fetched").exists():
         pytest.fail("the offline assets are missing: run `make assets` (the README's commands do)")
     out = tmp_path_factory.mktemp("book")

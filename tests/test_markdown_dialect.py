@@ -106,3 +106,53 @@ def test_the_book_marks_saved_widgets_as_snapshots():
     _static_widgets(None, document)
     assert "efflab-static-widget" in output["classes"] and "snapshot" in output[0].astext()
     assert len(list(document.findall(nodes.raw))) == 3  # one note, before the widget only
+
+
+def _shown_code_cells(path: Path) -> list[tuple[int, str]]:
+    """Code cells a reader sees (the managed setup cell is hidden in the book, tag ``remove-cell``)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return [
+        (i, "".join(c["source"]))
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code" and "remove-cell" not in c.get("metadata", {}).get("tags", [])
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_code_fits_the_book_column(path):
+    """No code line is wider than the book's code column (TEXT_WIDTH_CHARS; the browser test measures the column), so
+    nothing scrolls sideways. ``ruff format --line-length 76 NOTEBOOK`` does most of it; long strings and comments are
+    split by hand."""
+    from efflab.style import TEXT_WIDTH_CHARS
+
+    wide = [
+        f"cell {i}: {len(line)} chars: {line}"
+        for i, source in _shown_code_cells(path)
+        for line in source.splitlines()
+        if len(line) > TEXT_WIDTH_CHARS
+    ]
+    assert not wide, "\n".join(wide)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_printed_text_fits_the_book_column(path):
+    """Stored text outputs (prints, reports, verdicts) wrap at TEXT_WIDTH_CHARS too: efflab's reports call
+    ``efflab.style.wrap_text``; a notebook's own prints are written to fit."""
+    from efflab.style import TEXT_WIDTH_CHARS
+
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    wide = []
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code" or "remove-cell" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text = "".join(out["text"])
+            elif "text/html" in out.get("data", {}) or "application/vnd.jupyter.widget-view+json" in out.get(
+                "data", {}
+            ):
+                continue  # the book shows the HTML or the widget, not the plain-text fallback
+            else:
+                text = "".join(out.get("data", {}).get("text/plain", ""))
+            wide += [f"cell {i}: {line}" for line in text.splitlines() if len(line) > TEXT_WIDTH_CHARS]
+    assert not wide, "\n".join(wide)

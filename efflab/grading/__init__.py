@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 
 from efflab.grading.spec import Case, Lab, Question, load_lab, matches
+from efflab.style import wrap_text
 
 __all__ = ["Case", "Lab", "Question", "check", "load_lab"]
 
@@ -147,7 +148,7 @@ def _check_derived(q, label: str, answer, data: dict | None, strict: bool) -> bo
 
 
 def _report(ok: bool, message: str, strict: bool) -> bool:
-    print(message)
+    print(wrap_text(message))
     if strict and not ok:
         raise AssertionError(message)
     return ok

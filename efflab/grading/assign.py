@@ -14,6 +14,8 @@ import re
 import textwrap
 from pathlib import Path
 
+from efflab.style import TEXT_WIDTH_CHARS
+
 __all__ = ["HIDDEN_TAGS", "make_student", "leaks", "default_output", "assign", "out_of_date"]
 
 HIDDEN_TAGS = ("hidden",)
@@ -47,11 +49,33 @@ def _assigned_names(code: str) -> list[str]:
     return names
 
 
-def _stub(indent: str, message: str, region: list[str]) -> list[str]:
+def _stub(indent: str, message: str, region: list[str], width: int = TEXT_WIDTH_CHARS) -> list[str]:
+    """What replaces a solution region: a ``raise`` inside a function, else ``name = ...`` per name it assigned, the
+    message as a comment. Lines stay within ``width`` characters (the book's code column): a long message is split
+    into adjacent string literals, or into comment lines above the names.
+
+    >>> print("\\n".join(_stub("    ", "Exercise 1: " + "word " * 14, ["    return 1"], width=40)))
+        raise NotImplementedError(
+            'Exercise 1: word word word '
+            'word word word word word word '
+            'word word word word word '
+        )
+    >>> _stub("", "Exercise 2: the median", ["t = 1"])
+    ['t = ...  # Exercise 2: the median']
+    """
     if indent:  # inside a function body: the cell defines the function; calling it raises
-        return [f"{indent}raise NotImplementedError({message!r})"]
+        line = f"{indent}raise NotImplementedError({message!r})"
+        if len(line) <= width:
+            return [line]
+        inner = indent + "    "
+        chunks = textwrap.wrap(message, width - len(inner) - 2, drop_whitespace=False, break_long_words=False)
+        return [f"{indent}raise NotImplementedError("] + [f"{inner}{c!r}" for c in chunks] + [f"{indent})"]
     names = _assigned_names("\n".join(region))
-    return [f"{name} = ...  # {message}" for name in names] or [f"# {message}"]
+    lines = [f"{name} = ...  # {message}" for name in names] or [f"# {message}"]
+    if all(len(line) <= width for line in lines):
+        return lines
+    comment = textwrap.wrap(message, width - 2, break_long_words=False)
+    return [f"# {c}" for c in comment] + [f"{name} = ..." for name in names]
 
 
 def _strip_code(source: str, counter: list[int], where: str) -> str:
