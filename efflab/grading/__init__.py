@@ -35,7 +35,7 @@ import os
 from efflab.grading.spec import Case, Lab, Question, load_lab, matches
 from efflab.style import wrap_text
 
-__all__ = ["Case", "Lab", "Question", "check", "load_lab"]
+__all__ = ["Case", "CheckResult", "Lab", "Question", "check", "load_lab"]
 
 STRICT_ENV = "EFFLAB_STRICT_CHECK"  # "1": a failed check raises AssertionError (CI on masters)
 GRADING_ENV = "EFFLAB_GRADING"  # "1" inside the grader's sandbox: checks are skipped (and the specs are hidden)
@@ -50,7 +50,39 @@ def _short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check(question_id: str, answer, lab: str | None = None, data: dict | None = None) -> bool:
+class CheckResult:
+    """What :func:`check` returns: true when every public case passed, compared and shown like that bool.
+
+    The ✓/✗ line is already printed, so in a notebook a check at the end of a cell adds no ``Out[n]: True`` under it.
+
+    >>> CheckResult(True) == True, bool(CheckResult(False)), repr(CheckResult(True))
+    (True, False, 'True')
+    """
+
+    __slots__ = ("passed",)
+
+    def __init__(self, passed: bool):
+        self.passed = bool(passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, CheckResult):
+            return self.passed == other.passed
+        return self.passed == other if isinstance(other, bool) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.passed)
+
+    def __repr__(self) -> str:
+        return repr(self.passed)
+
+    def _ipython_display_(self) -> None:  # IPython: the printed line is the whole display
+        pass
+
+
+def check(question_id: str, answer, lab: str | None = None, data: dict | None = None) -> CheckResult:
     """Run the public cases of a question on a student's function or value and print ✓/✗ with a hint.
 
     Parameters
@@ -67,8 +99,8 @@ def check(question_id: str, answer, lab: str | None = None, data: dict | None = 
 
     Returns
     -------
-    bool
-        True when every public case passes. Never raises unless ``EFFLAB_STRICT_CHECK=1``, where a failure raises
+    CheckResult
+        True (truthy, ``== True``) when every public case passes; a notebook shows only the printed line. Never raises unless ``EFFLAB_STRICT_CHECK=1``, where a failure raises
         ``AssertionError``; inside the grader's sandbox (``EFFLAB_GRADING=1``) it does nothing and returns False.
 
     Examples
@@ -85,7 +117,7 @@ def check(question_id: str, answer, lab: str | None = None, data: dict | None = 
     """
     strict = os.environ.get(STRICT_ENV) == "1"
     if os.environ.get(GRADING_ENV) == "1":
-        return False
+        return CheckResult(False)
     if lab is None and "." in question_id:
         lab, question_id = question_id.rsplit(".", 1)
     label = f"{lab}.{question_id}"
@@ -122,7 +154,7 @@ def check(question_id: str, answer, lab: str | None = None, data: dict | None = 
     return _report(True, f"✓ {label}: {len(cases)}/{len(cases)} public cases pass", strict)
 
 
-def _check_derived(q, label: str, answer, data: dict | None, strict: bool) -> bool:
+def _check_derived(q, label: str, answer, data: dict | None, strict: bool) -> CheckResult:
     """A number derived from the student's own recording: recompute it from that recording and compare."""
     import sys
 
@@ -147,8 +179,8 @@ def _check_derived(q, label: str, answer, data: dict | None, strict: bool) -> bo
     return _report(True, f"✓ {label}: agrees with your recorded {', '.join(q.data)}", strict)
 
 
-def _report(ok: bool, message: str, strict: bool) -> bool:
+def _report(ok: bool, message: str, strict: bool) -> CheckResult:
     print(wrap_text(message))
     if strict and not ok:
         raise AssertionError(message)
-    return ok
+    return CheckResult(ok)
