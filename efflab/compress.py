@@ -56,6 +56,7 @@ __all__ = [
     "distilled_variant",
     "evaluate",
     "format_table",
+    "variant_table",
     "forward_flops",
     "frontier_mask",
     "hidden_unit_norms",
@@ -969,6 +970,35 @@ def format_table(variants: Sequence[Variant], *, latency: bool = True, mask=None
         row += ("  yes" if mask[i] else "  dominated") if mask is not None else ""
         lines.append(row.rstrip())
     return "\n".join(lines)
+
+
+def variant_table(variants: Sequence[Variant], *, latency: bool = True, mask=None):
+    """The variants as a :class:`~efflab.kernels.Table` (HTML in a notebook and the book, aligned text in a terminal):
+    accuracy, size as run and as CSR, MFLOP per image, and optionally the median latency and whether each variant is
+    on the frontier (``mask``). Sizes and times carry SI prefixes.
+
+    Examples
+    --------
+    >>> a = Variant("a", "x", accuracy=0.97, size_bytes=9_640, latency_s=4e-5, flops_per_sample=4736, batch_size=1)
+    >>> print(variant_table([a], mask=[True]))
+    variant  accuracy  size     CSR  MFLOP  latency  frontier
+    a        97.00%    9.64 kB  -    0.005  40 µs    yes
+    """
+    from efflab.kernels import Table
+    from efflab.style import format_si
+
+    if mask is not None and len(mask) != len(variants):
+        raise ValueError(f"mask must have one entry per variant ({len(variants)}); got {len(mask)}")
+    header = ("variant", "accuracy", "size", "CSR", "MFLOP") + (("latency",) if latency else ())
+    header += ("frontier",) if mask is not None else ()
+    rows = []
+    for i, x in enumerate(variants):
+        csr = "-" if x.sparse_size_bytes is None else format_si(x.sparse_size_bytes, "B")
+        row = (x.name, f"{x.accuracy:.2%}", format_si(x.size_bytes, "B"), csr, f"{x.flops_per_sample / 1e6:.3f}")
+        row += (format_si(x.latency_s, "s"),) if latency else ()
+        row += (("yes" if mask[i] else "dominated"),) if mask is not None else ()
+        rows.append(row)
+    return Table(header, rows)
 
 
 def retime(variants, data: DigitsData, rounds: int = 3, **bench) -> list[Variant]:

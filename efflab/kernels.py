@@ -494,17 +494,19 @@ class Table:
         esc = html.escape
 
         # Inline cell padding: the book's theme, Jupyter and Colab would otherwise run adjacent columns together.
-        # Short cells (numbers with units) never wrap, so "1.05 µs" stays on one line; long text wraps.
+        # Short cells (numbers with units) never wrap, so "1.05 µs" stays on one line; long text wraps. At 0.9em and
+        # 0.6em padding an eight-column op table fits the book's column at 1280 px (tests/test_browser.py checks it).
         def cell(tag: str, text: str) -> str:
             wrap = " white-space: nowrap;" if len(text) <= SHORT_CELL_CHARS else ""
-            style = f"padding: 0.15em 0.9em 0.15em 0; text-align: left; vertical-align: top;{wrap}"
+            style = f"padding: 0.15em 0.6em 0.15em 0; text-align: left; vertical-align: top;{wrap}"
             return f'<{tag} style="{style}">{esc(text)}</{tag}>'
 
         head = "".join(cell("th", h) for h in self.header)
         body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in self.rows)
         caption = f'<caption style="caption-side: top; text-align: left">{esc(self.caption)}</caption>'
         return (
-            f'<table class="table">{caption if self.caption else ""}<thead><tr>{head}</tr></thead>'
+            f'<table class="table" style="font-size: 0.9em">{caption if self.caption else ""}'
+            f"<thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>"
         )
 

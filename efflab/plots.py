@@ -57,6 +57,7 @@ __all__ = [
     "plot_op_profile",
     "plot_pareto",
     "plot_roofline",
+    "place_labels",
 ]
 
 INTENSITY_LABEL = "arithmetic intensity (FLOP/byte)"
@@ -181,8 +182,18 @@ def _new_axes(ax, figsize=FIGSIZE_IN):
     return ax
 
 
+class _ReadableLogLocator(LogLocator):
+    """Ticks at every decade, and at 2 and 5 within each when the axis spans under 2.5 decades: a log axis from 0.8
+    to 12 would otherwise carry the single label "1" (or "10")."""
+
+    def tick_values(self, vmin, vmax):
+        span = abs(math.log10(vmax / vmin)) if vmin > 0 and vmax > 0 else math.inf
+        self.set_params(subs=(1.0, 2.0, 5.0) if span < 2.5 else (1.0,))
+        return super().tick_values(vmin, vmax)
+
+
 def _log_axis(axis, unit: str) -> None:
-    axis.set_major_locator(LogLocator(base=10, numticks=12))
+    axis.set_major_locator(_ReadableLogLocator(base=10, numticks=12))
     axis.set_minor_formatter(NullFormatter())
     axis.set_major_formatter(FuncFormatter(lambda x, _: format_si(x, unit) if unit else f"{x:g}"))
 
@@ -332,7 +343,6 @@ def plot_roofline(roofline, points=None, *, dtype=None, level=None, intensity_ra
                 fontsize=8.5,
                 color=REGIME_COLORS["latency"],
             )
-        _draw_points(ax, rl, drawn, dtype, level)
         skipped = [p.label for p in pts if p.flops == 0]
         if skipped:
             ax.text(0.02, 0.03, "not shown (0 FLOPs): " + ", ".join(skipped), transform=ax.transAxes, fontsize=8)
@@ -342,6 +352,7 @@ def plot_roofline(roofline, points=None, *, dtype=None, level=None, intensity_ra
         ax.set_ylabel(PERFORMANCE_LABEL)
         ax.set_title(title if title is not None else rl.name)
         _regime_legend(ax, {r for r in _regimes(rl, drawn, dtype, level)}, loc="upper left")
+        _draw_points(ax, rl, drawn, dtype, level)  # last: its labels keep clear of every other text and the legend
     return ax
 
 
@@ -379,13 +390,145 @@ def _draw_points(ax, rl, pts, dtype, level, sizes=None, annotate=None):
     coll.regimes = tuple(str(r) for r in regimes)
     y_lo, y_hi = ax.get_ylim()  # measured points may sit above the roof (a wrong ceiling) or far below it
     ax.set_ylim(min(y_lo, y.min() / 2), max(y_hi, y.max() * 3))
+    labels, owners = [], []
     for i, p in enumerate(pts):
         if annotate is None or i in annotate:
             text = p.label if annotate is None else annotate[i]
-            ax.annotate(
-                text, (x[i], y[i]), xytext=(6, -5), textcoords="offset points", va="top", fontsize=8.5, zorder=6
+            labels.append(
+                ax.annotate(
+                    text, (x[i], y[i]), xytext=(6, -5), textcoords="offset points", va="top", fontsize=8.5, zorder=6
+                )
             )
+            owners.append(i)
+    radii_pt = np.sqrt(np.broadcast_to(40 if sizes is None else np.asarray(sizes, dtype=float), x.shape)) / 2
+    place_labels(ax, labels, points=np.column_stack([x, y]), radii_pt=radii_pt, label_radii_pt=radii_pt[owners])
     return coll
+
+
+# Where a point's label may go, tried in order: beside its marker at the right-below corner (the figures' habit), the
+# other corners, then rings further out (points beyond the marker's radius, horizontally and vertically).
+_LABEL_RINGS_PT = ((3, 2), (3, 11), (10, 20))
+_LABEL_CORNERS = ((1, -1), (1, 1), (-1, -1), (-1, 1))
+
+
+def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None) -> None:
+    """Move each point label to the first spot around its point where it overlaps no other text, no point's marker
+    and does not leave the axes (else to the spot that overlaps least); one moved past the first ring is drawn anew
+    with a leader line to its point (the original annotation is removed from the axes).
+
+    A small greedy placement, enough for the dozen labels of a roofline or a Pareto front: the labels are placed in
+    order, each against the axes' other texts (ceiling and ridge labels, notes), the labels placed before it and every
+    marker in ``points`` (data coordinates, with ``radii_pt`` marker radii in points).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    labels : sequence of matplotlib.text.Annotation
+        Annotations with ``textcoords="offset points"``; their offset and alignment are changed in place.
+    points : array_like, shape (n, 2), optional
+        Markers to keep clear of, in data coordinates.
+    radii_pt : array_like, optional
+        Their radii in points (default 3).
+    label_radii_pt : array_like, optional
+        The radius of each label's own marker (default: that of the point in ``points`` it is anchored at, else 3):
+        the label starts beside it. A label pushed past the first
+        ring gets a thin leader line to its point.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> fig, ax = plt.subplots()
+    >>> a = ax.annotate("first label", (1, 1), xytext=(6, -5), textcoords="offset points", va="top")
+    >>> b = ax.annotate("second label", (1, 1), xytext=(6, -5), textcoords="offset points", va="top")
+    >>> _ = ax.set(xlim=(0, 2), ylim=(0, 2))
+    >>> place_labels(ax, [a, b])
+    >>> a.xyann != b.xyann
+    True
+    >>> plt.close(fig)
+    """
+    labels = [t for t in labels if t.get_text()]
+    if not labels:
+        return
+    fig = ax.figure
+    canvas = fig.canvas
+    if not hasattr(canvas, "get_renderer"):  # a bare Figure (the widgets draw so): give it the Agg canvas it saves with
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    px_per_pt = fig.dpi / 72.0
+    obstacles = [
+        t.get_window_extent(renderer) for t in ax.texts if t.get_visible() and t.get_text() and t not in labels
+    ]
+    if ax.get_legend() is not None:
+        obstacles.append(ax.get_legend().get_window_extent(renderer))
+    if points is not None and len(points):
+        from matplotlib.transforms import Bbox
+
+        xy = ax.transData.transform(np.asarray(points, dtype=float))
+        radii = np.broadcast_to(3.0 if radii_pt is None else np.asarray(radii_pt, dtype=float), (len(xy),))
+        obstacles += [
+            Bbox.from_extents(px - r * px_per_pt, py - r * px_per_pt, px + r * px_per_pt, py + r * px_per_pt)
+            for (px, py), r in zip(xy, radii, strict=True)
+            if np.isfinite(px) and np.isfinite(py)
+        ]
+
+    def overlap(a, b) -> float:
+        w = min(a.x1, b.x1) - max(a.x0, b.x0)
+        h = min(a.y1, b.y1) - max(a.y0, b.y0)
+        return w * h if w > 0 and h > 0 else 0.0
+
+    def outside(a) -> float:
+        return a.width * a.height - overlap(a, frame)
+
+    if label_radii_pt is not None:
+        own = np.broadcast_to(np.asarray(label_radii_pt, dtype=float), (len(labels),))
+    elif points is not None and len(points):  # each label's own marker: the point it is anchored at
+        pts = np.asarray(points, dtype=float)
+        rad = np.broadcast_to(3.0 if radii_pt is None else np.asarray(radii_pt, dtype=float), (len(pts),))
+        own = [
+            float(rad[k[0]]) if len(k := np.flatnonzero(np.all(np.isclose(pts, t.xy), axis=1))) else 3.0 for t in labels
+        ]
+    else:
+        own = [3.0] * len(labels)
+    for label, r in zip(labels, own, strict=True):
+        best, best_cost = None, math.inf
+        spots = [
+            (ring, sx * (r + gx), sy * (0.6 * r + gy), sx, sy)
+            for ring, (gx, gy) in enumerate(_LABEL_RINGS_PT)
+            for sx, sy in _LABEL_CORNERS
+        ]
+        for ring, dx, dy, sx, sy in spots:
+            label.xyann = (dx, dy)
+            label.set_horizontalalignment("left" if sx > 0 else "right")
+            label.set_verticalalignment("top" if sy < 0 else "bottom")
+            box = label.get_window_extent(renderer).expanded(1.04, 1.15)
+            cost = sum(overlap(box, o) for o in obstacles) + 10 * outside(box)
+            if cost < best_cost:
+                best, best_cost = (ring, dx, dy, sx, sy, box), cost
+            if cost == 0:
+                break
+        ring, dx, dy, sx, sy, box = best
+        label.xyann = (dx, dy)
+        label.set_horizontalalignment("left" if sx > 0 else "right")
+        label.set_verticalalignment("top" if sy < 0 else "bottom")
+        if ring > 0:  # away from its point: the same label again, with a leader line that says whose it is
+            ax.annotate(
+                label.get_text(),
+                label.xy,
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=label.get_horizontalalignment(),
+                va=label.get_verticalalignment(),
+                fontsize=label.get_fontsize(),
+                color=label.get_color(),
+                alpha=label.get_alpha(),
+                zorder=label.get_zorder(),
+                arrowprops={"arrowstyle": "-", "lw": 0.6, "color": "0.45", "shrinkA": 1, "shrinkB": r},
+            )
+            label.remove()
+        obstacles.append(box)
 
 
 def _regime_legend(ax, regimes, loc="best", extra=()):
@@ -450,16 +593,17 @@ def plot_op_profile(profile, *, roofline=None, top: int = 5, ax=None):
     order = sorted(keep, key=lambda i: -shares[i])[:top]
     labels = {j: f"{pts[i].label} {100 * shares[i]:.0f} %" for j, i in enumerate(keep) if i in order}
     with style_context():
-        coll = _draw_points(ax, rl, [pts[i] for i in keep], None, None, sizes=30 + 1200 * shares[keep], annotate=labels)
-        if coll is not None:
-            coll.shares = tuple(shares[keep])
         hidden = sorted({i for i in range(len(records)) if i not in keep}, key=lambda i: -shares[i])
         if hidden:
             note = ", ".join(f"{names[i]} {100 * shares[i]:.0f} %" for i in hidden[:4])
             more = f" and {len(hidden) - 4} more" if len(hidden) > 4 else ""
             ax.text(0.02, 0.03, f"not shown (0 FLOPs or 0 bytes): {note}{more}", transform=ax.transAxes, fontsize=8)
         ax.set_title(f"op profile: {len(records)} ops, {format_si(times.sum(), 's')} total — {rl.name}")
-        _regime_legend(ax, set(getattr(coll, "regimes", ())), loc="upper left")
+        _regime_legend(ax, set(_regimes(rl, [pts[i] for i in keep], None, None)), loc="upper left")
+        # last: the op labels keep clear of the ceiling labels, the note and the legend
+        coll = _draw_points(ax, rl, [pts[i] for i in keep], None, None, sizes=30 + 1200 * shares[keep], annotate=labels)
+        if coll is not None:
+            coll.shares = tuple(shares[keep])
     return ax
 
 
@@ -555,18 +699,23 @@ def plot_pareto(
             label=f"Pareto front ({len(front)})",
             zorder=4,
         )
+        annotations = []
         if labels is not None:
             for i, text in enumerate(labels):
-                ax.annotate(
-                    str(text),
-                    arr[i],
-                    xytext=(5, 4),
-                    textcoords="offset points",
-                    fontsize=8.5,
-                    alpha=1.0 if mask[i] else 0.5,
+                annotations.append(
+                    ax.annotate(
+                        str(text),
+                        arr[i],
+                        xytext=(5, 4),
+                        textcoords="offset points",
+                        fontsize=8.5,
+                        alpha=1.0 if mask[i] else 0.5,
+                    )
                 )
+        radii_pt = np.full(n, 3.5)  # the front's markers (ms=7); the chosen star below is larger
         if chosen is not None:
             index = _chosen_index(arr, sense, labels, chosen)
+            radii_pt[index] = 9.0
             ax.plot(
                 *arr[index],
                 marker="*",
@@ -584,6 +733,8 @@ def plot_pareto(
         if title:
             ax.set_title(title)
         ax.legend(loc="best")
+        owners = [i for i, text in enumerate(labels or ()) if str(text)]
+        place_labels(ax, annotations, points=arr, radii_pt=radii_pt, label_radii_pt=radii_pt[owners])
     return ax
 
 
@@ -853,8 +1004,10 @@ def plot_iron_law(workloads, roofline=None, labels=None, *, normalize=True, ax=N
             ax.text(end, yi, f"  {REGIME_LABELS[it[4]]} · T = {format_si(it[3], 's')}", va="center", fontsize=8.5)
         ax.set_yticks(y)
         ax.set_yticklabels(names)
-        ax.set_xlim(0, left.max() * 1.45)
+        ax.set_xlim(0, left.max() * 1.45)  # room on the right for the labels, but no axis there
+        ax.spines["bottom"].set_bounds(0, left.max())
         if normalize:
+            ax.set_xticks(np.arange(0, 101, 20))
             ax.set_xlabel("share of the serialized time D/BW + O/(R·η) + L (%)")
         else:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_si(x, "s")))
@@ -1004,5 +1157,5 @@ def plot_energy_reuse(dtype="fp32", reuse=None, memory="dram", *, reuse_range=(0
         ax.set_xlabel(f"data reuse r (FLOPs per {key} element fetched from {level})")
         ax.set_ylabel("energy per FLOP (J)")
         ax.set_title(f"Energy per FLOP, {key} from {level} (estimated, Horowitz 45 nm)")
-        ax.legend(loc="upper right")
+        ax.legend(loc="lower left")  # the curves fall from upper left to lower right: that corner is empty
     return ax

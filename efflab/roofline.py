@@ -324,18 +324,18 @@ class Remedies:
     wasted: tuple[str, ...]
 
 
-# MLSysBook, Part III, Table 1: the bottleneck, its dominant iron-law term, the optimization that works and the
-# one that is wasted.
+# MLSysBook, Part III, Table 1: the bottleneck, its dominant iron-law term (written as the chapters print it, with
+# the symbols of the iron law), the optimization that works and the one that is wasted.
 _TABLE = {
     "memory": Remedies(
         "memory",
-        "D_vol/BW",
+        "D_vol / BW",
         ("quantization", "pruning", "batching"),
         ("faster GPU (more FLOP/s)",),
     ),
     "compute": Remedies(
         "compute",
-        "O/(R_peak*eta_hw)",
+        "O / (R_peak · η_hw)",
         ("better kernels", "Tensor Cores", "faster GPU"),
         ("more memory bandwidth",),
     ),

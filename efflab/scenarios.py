@@ -791,7 +791,7 @@ def plot_time_split(runs, labels=None, ax=None):
     return ax
 
 
-def lever_explorer(run: ScenarioRun):
+def lever_explorer(run: ScenarioRun, speedups: Mapping[str, float] | None = None):
     """Speed up one term of a measured run and watch the wall time and the diagnosis: which lever moves ``T``?
 
     ``T' = data / s_data + compute / s_compute + idle / s_idle`` (the terms run one after another), re-diagnosed with
@@ -801,6 +801,9 @@ def lever_explorer(run: ScenarioRun):
     ----------
     run : ScenarioRun
         A measured run (e.g. ``StarvingAccelerator().run()``).
+    speedups : mapping of {"data", "compute", "idle"} to float, optional
+        Where the sliders start (1 to 100; unnamed terms start at 1). A page shows this first position, so start
+        from a what-if worth seeing rather than from "measured" twice.
 
     Returns
     -------
@@ -814,9 +817,15 @@ def lever_explorer(run: ScenarioRun):
     if not isinstance(run, ScenarioRun):
         raise TypeError(f"run must be a ScenarioRun; got {type(run).__name__}")
     terms = (("data", "speed up data ×"), ("compute", "speed up compute ×"), ("idle", "speed up idle ×"))
+    start = dict(speedups or {})
+    unknown = sorted(set(start) - {k for k, _ in terms})
+    if unknown:
+        raise ValueError(f"speedups keys must be among 'data', 'compute', 'idle'; got {unknown}")
+    for k, value in start.items():
+        start[k] = float(v.real(value, f"speedups[{k!r}]", "times faster", low=1.0, high=100.0))
     controls = {
         k: w.FloatLogSlider(
-            value=1.0, base=10, min=0, max=2, step=0.05, continuous_update=False, description=text,
+            value=start.get(k, 1.0), base=10, min=0, max=2, step=0.05, continuous_update=False, description=text,
             style={"description_width": "initial"},
         )
         for k, text in terms

@@ -32,6 +32,7 @@ from efflab.plots import (
     ENERGY_DTYPE_BYTES,
     RooflinePoint,
     as_roofline,
+    place_labels,
     plot_amdahl,
     plot_energy_reuse,
     plot_iron_law_sweep,
@@ -57,6 +58,10 @@ DEFAULT_DEVICE = "T4"
 # kernel launch plus synchronization costs a few microseconds; measure yours with efflab.measure_ceilings.
 ASSUMED_LATENCY_S = 5e-6
 _WIDE = {"description_width": "initial"}
+# A slider's whole row (description + track + readout): at least this wide, so the longest description here
+# ("reuse (FLOPs per element fetched)", ~230 px) leaves a track of ~300 px, and at most as wide as a figure.
+SLIDER_MIN_WIDTH = "600px"
+SLIDER_MAX_WIDTH = "700px"
 
 
 def _widgets():
@@ -139,6 +144,13 @@ def explorer(controls: Mapping, render, figsize=FIGSIZE_IN):
     out = w.Output(layout=w.Layout(min_height=f"{int(figsize[1] * 100)}px"))
     status = w.HTML()
     rows = list(controls.values())
+    for control in rows:
+        if type(control).__name__.endswith("Slider"):
+            # ipywidgets' default 300 px holds the description, the track and the readout, so a long description
+            # left a 0-70 px track; a slider takes the row instead (up to SLIDER_MAX_WIDTH)
+            control.layout.width = "100%"
+            control.layout.max_width = SLIDER_MAX_WIDTH
+            control.layout.min_width = SLIDER_MIN_WIDTH
     box = w.VBox([w.VBox(rows), status, out])
 
     def update(change=None):
@@ -371,7 +383,7 @@ def amdahl_explorer(fraction: float = 0.95, speedup: float = 100.0):
             min=0.0,
             max=0.999,
             step=0.001,
-            readout_format=".3f",
+            readout_format=".1%",
             continuous_update=False,
             description="accelerated fraction f",
             style=_WIDE,
@@ -453,7 +465,8 @@ def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_ac
     variants : sequence
         At least two measured variants.
     max_size_bytes, max_latency_s, min_accuracy : float, optional
-        Initial constraints; by default no constraint (the largest size and latency, accuracy 0).
+        Initial constraints; by default no constraint (the largest size and latency, the lowest accuracy floor). The
+        accuracy floor's slider spans the variants' accuracies (to the next whole percent either side).
 
     Returns
     -------
@@ -463,6 +476,10 @@ def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_ac
     w = _widgets()
     names, acc, size, lat = _variants(variants)
     mb, ms = size / 1e6, lat * 1e3
+    acc_low = max(0.0, math.floor(100 * acc.min() - 1) / 100)
+    acc_high = min(1.0, math.ceil(100 * acc.max() + 1e-9) / 100)
+    if min_accuracy is not None and not acc_low <= min_accuracy <= acc_high:
+        acc_low, acc_high = min(acc_low, min_accuracy), max(acc_high, min_accuracy)
     controls = {
         "max_size_mb": w.FloatLogSlider(
             value=(max_size_bytes / 1e6) if max_size_bytes else mb.max(),
@@ -485,11 +502,12 @@ def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_ac
             style=_WIDE,
         ),
         "min_accuracy": w.FloatSlider(
-            value=min_accuracy or 0.0,
-            min=0.0,
-            max=1.0,
-            step=0.005,
-            readout_format=".3f",
+            # the range the variants span (to 0.01 either side), so that every step of the slider changes something
+            value=min_accuracy if min_accuracy is not None else acc_low,
+            min=acc_low,
+            max=acc_high,
+            step=0.001,
+            readout_format=".1%",
             continuous_update=False,
             description="accuracy floor",
             style=_WIDE,
@@ -500,18 +518,19 @@ def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_ac
         budget_b, budget_s = values["max_size_mb"] * 1e6, values["max_latency_ms"] * 1e-3
         best = best_variant(acc, size, lat, budget_b, budget_s, values["min_accuracy"])
         labels = [f"{n} ({format_si(s, 'B')})" for n, s in zip(names, size, strict=True)]
+        pct = 100 * acc  # shown in percent, as the chapter writes accuracies
         plot_pareto(
-            np.c_[ms, acc],
+            np.c_[ms, pct],
             ["min", "max"],
             labels=labels,
             chosen=best,
-            objective_names=("latency (ms)", "accuracy (fraction)"),
+            objective_names=("latency (ms)", "accuracy (%)"),
             ax=ax,
         )
         infeasible = (size > budget_b) | (lat > budget_s) | (acc < values["min_accuracy"])
         ax.scatter(
             ms[infeasible],
-            acc[infeasible],
+            pct[infeasible],
             marker="x",
             s=70,
             color=DOMINATED_COLOR,
@@ -522,17 +541,22 @@ def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_ac
         # Shade what the budgets exclude without letting the shading move the axis limits.
         xlim, ylim = ax.get_xlim(), ax.get_ylim()
         ax.axvspan(values["max_latency_ms"], max(xlim[1], values["max_latency_ms"]), color="#bbbbbb", alpha=0.2, lw=0)
-        if values["min_accuracy"] > ylim[0]:
-            ax.axhspan(ylim[0], values["min_accuracy"], color="#bbbbbb", alpha=0.2, lw=0)
+        if 100 * values["min_accuracy"] > ylim[0]:
+            ax.axhspan(ylim[0], 100 * values["min_accuracy"], color="#bbbbbb", alpha=0.2, lw=0)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.legend(loc="lower right")
+        # the final legend is new: place the labels again, clear of it, of each other and of the chosen star
+        radii_pt = np.full(len(names), 3.5)
+        if best is not None:
+            radii_pt[best] = 9.0
+        place_labels(ax, list(ax.texts), points=np.c_[ms, pct], radii_pt=radii_pt)
         if best is None:
             html = "<b>No variant meets all three constraints</b>: relax the memory, latency or accuracy budget."
         else:
             html = (
                 f"Best feasible (highest accuracy within {format_si(budget_b, 'B')}, {format_si(budget_s, 's')}, "
-                f"accuracy ≥ {values['min_accuracy']:.3f}): <b>{names[best]}</b> — accuracy {acc[best]:.3f}, "
+                f"accuracy ≥ {values['min_accuracy']:.1%}): <b>{names[best]}</b> — accuracy {acc[best]:.1%}, "
                 f"{format_si(size[best], 'B')}, {format_si(lat[best], 's')}. {int((~infeasible).sum())} of "
                 f"{len(names)} variants feasible."
             )
@@ -591,7 +615,7 @@ def energy_explorer(*, dtype: str = "fp32", reuse: float = 1.0, memory: str = "d
         plot_energy_reuse(dt, reuse=r, memory=level, ax=ax)
         share = est.movement_j / est.total_j
         html = (
-            f"{format_si(work, 'FLOP')} at {r:.3g} FLOPs per {dt} element → {format_si(bytes_moved, 'B')} from "
+            f"{format_si(work, 'FLOP')} at {r:.3g} FLOP per {dt} element → {format_si(bytes_moved, 'B')} from "
             f"{level}: movement {format_si(est.movement_j, 'J')}, compute {format_si(est.compute_j, 'J')} — "
             f"<b style='color:{REGIME_COLORS['memory' if share >= 0.5 else 'compute']}'>"
             f"{100 * share:.3g} % of the energy moves data</b> (estimated)."
