@@ -39,7 +39,7 @@ else
 	$(BIN)/jupyter-book build . -W --keep-going -n --config _build/_config.$(EXECUTE).yml
 endif
 	@echo
-	@echo "The book is built. Open: file://$(CURDIR)/_build/html/index.html"
+	@echo "The book is built. Serve it: $(BIN)/python -m http.server -d _build/html 8000, then open http://localhost:8000"
 
 test: $(STAMP) $(ASSETS) browser sandbox $(COLAB_STAMP)
 	$(BIN)/ruff check .

@@ -236,8 +236,20 @@ def pages(html, repo_root, server):
     return rendered
 
 
+# Console messages that are known, harmless and not ours to fix, each with its reason. Nothing else may appear.
+KNOWN_CONSOLE = {
+    # @jupyter-widgets/html-manager 1.0.15 compiles its widget-state JSON schema with ajv in strict mode, which warns
+    # about a union type in the schema itself once per page; the state validates and every widget renders.
+    "warn: strict mode: use allowUnionTypes to allow union type keyword at "
+    '"#/properties/state/additionalProperties/properties/buffers/items/properties/path/items" (strictTypes)',
+}
+
+
 def test_no_page_errors(pages):
-    errors = {name: a["console"] + a["seen"] for name, (_, a, _) in pages.items() if a["console"] or a["seen"]}
+    errors = {
+        name: [m for m in a["console"] + a["seen"] if m not in KNOWN_CONSOLE] for name, (_, a, _) in pages.items()
+    }
+    errors = {name: found for name, found in errors.items() if found}
     assert not errors, errors
 
 

@@ -357,3 +357,18 @@ def test_retime_measures_side_by_side_and_keeps_everything_else():
     assert again[1].latency_s > 2 * again[0].latency_s
     with pytest.raises(TypeError, match="measured Variant"):
         retime([small.as_dict()], d)
+
+
+def test_variant_table_is_one_row_per_variant_with_si_units():
+    a = Variant("a", "x", accuracy=0.97, size_bytes=9_640, latency_s=4e-5, flops_per_sample=4736, batch_size=1)
+    b = Variant("b", "x", accuracy=0.5, size_bytes=2_000_000, latency_s=3e-3, flops_per_sample=1e6, batch_size=1)
+    t = C.variant_table([a, b], mask=[True, False])
+    assert t.header == ("variant", "accuracy", "size", "CSR", "MFLOP", "latency", "frontier")
+    assert t.rows == (
+        ("a", "97.00%", "9.64 kB", "-", "0.005", "40 µs", "yes"),
+        ("b", "50.00%", "2 MB", "-", "1.000", "3 ms", "dominated"),
+    )
+    assert "<table" in t._repr_html_() and t._repr_html_().count("<tr>") == 3
+    assert C.variant_table([a], latency=False).header == ("variant", "accuracy", "size", "CSR", "MFLOP")
+    with pytest.raises(ValueError, match="mask"):
+        C.variant_table([a, b], mask=[True])

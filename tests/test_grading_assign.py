@@ -231,3 +231,13 @@ def test_derived_check_reads_the_notebook_globals(capsys):
     assert namespace["ok"].passed is True
     exec("missing = check('demo.q3', 1.0e10, data={'bytes_moved': bytes_moved})", namespace)
     assert namespace["missing"].passed is False and "record your measurement first" in _out(capsys)
+
+
+def test_check_result_reads_as_a_bool_and_adds_no_output_in_a_notebook():
+    """IPython shows a value through ``_ipython_display_`` when it has one: the ✓/✗ line is all a student sees."""
+    from efflab.grading import CheckResult
+
+    ok, bad = CheckResult(True), CheckResult(False)
+    assert ok and not bad and ok == True and bad == False and bad != ok  # noqa: E712 (the comparison is the point)
+    assert repr(ok) == "True" and ok._ipython_display_() is None
+    assert {ok: 1}[CheckResult(True)] == 1

@@ -323,3 +323,39 @@ def test_every_figure_shows_in_a_notebook(repo_root):
     client.execute()
     for cell in nb.cells[1:]:
         assert [o.output_type for o in cell.outputs] == ["display_data"] and "image/png" in cell.outputs[0].data
+
+
+def test_place_labels_leaves_no_two_labels_overlapping():
+    """Five labels on points a hair apart: after placement no two label boxes overlap, none covers a marker and all
+    stay inside the axes (the oracle is the boxes' own geometry)."""
+    from efflab.plots import place_labels
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pts = np.array([[1.0, 1.0], [1.02, 1.01], [1.04, 0.99], [1.5, 1.2], [1.52, 1.21]])
+    ax.scatter(pts[:, 0], pts[:, 1])
+    ax.set(xlim=(0.5, 2.0), ylim=(0.5, 1.5))
+    labels = [
+        ax.annotate(f"aten.op{i} 2{i} %", p, xytext=(6, -5), textcoords="offset points", va="top", fontsize=8.5)
+        for i, p in enumerate(pts)
+    ]
+    place_labels(ax, labels, points=pts)
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == len(pts)  # a label moved away is drawn anew with a leader line, not duplicated
+    frame = ax.get_window_extent(renderer)
+    for i, a in enumerate(boxes):
+        assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+        for px, py in ax.transData.transform(pts):
+            assert not (a.x0 < px < a.x1 and a.y0 < py < a.y1)  # no label sits on a marker's centre
+    plt.close(fig)
+
+
+def test_log_axis_under_three_decades_reads_more_than_one_label():
+    """Amdahl's y axis spans 0.8-13: ticks at 1, 2, 5, 10 (a decades-only axis labelled just "1" and "10")."""
+    ax = plot_amdahl(fractions=(0.856,), max_speedup=200, gustafson=False, highlight=None)
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    assert ticks == pytest.approx([1, 2, 5, 10])
+    plt.close(ax.figure)

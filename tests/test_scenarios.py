@@ -210,3 +210,17 @@ def test_lever_claims_held_and_diagnosed(monkeypatch):
     t = LeverTrial("demo", _lever_run("baseline", 0, 1.0, 0), _lever_run("a", 0, 0.2, 0), _lever_run("b", 0, 0.7, 0), {"a": "", "b": ""},
                    rounds_s={"baseline": (1.0, 1.5)})  # fmt: skip
     assert "differ by up to 50%" in t.claims()[1].why
+
+
+def test_lever_explorer_opens_on_the_what_if_it_is_given():
+    from efflab.scenarios import lever_explorer
+
+    run = ScenarioRun("demo", "baseline", "call", 1, 0.0, 8e-3, 2e-3, 1e-2, 1e4, 1e4, 1e11, 2e10, "cpu", "")
+    box = lever_explorer(run, speedups={"compute": 100})
+    # oracle: T' = 0 + 8 ms / 100 + 2 ms = 2.08 ms against 10 ms
+    assert box.state["speedup"] == pytest.approx(10e-3 / 2.08e-3)
+    assert lever_explorer(run).state["speedup"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="speedups"):
+        lever_explorer(run, speedups={"network": 2})
+    with pytest.raises(ValueError, match="speedups"):
+        lever_explorer(run, speedups={"data": 1000})

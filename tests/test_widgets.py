@@ -136,3 +136,23 @@ def test_initial_figure_is_saved_in_the_widget_state(tmp_path, repo_root):
     assert any("16.8×" in h for h in html)
     # Nothing leaks into the cell's own outputs except the widget view.
     assert all("image/png" not in o.get("data", {}) for o in nb.cells[0].outputs)
+
+
+def test_pareto_explorer_accuracy_floor_spans_the_variants():
+    """The floor's slider covers the measured accuracies (to the next whole percent), not 0-1: every step matters."""
+    box = pareto_explorer(VARIANTS)
+    floor = box.controls["min_accuracy"]
+    accuracies = [a for _, a, _, _ in VARIANTS]
+    assert floor.min <= min(accuracies) and floor.max >= max(accuracies)
+    assert floor.max - floor.min <= max(accuracies) - min(accuracies) + 0.02 + 1e-9
+    assert floor.value == pytest.approx(floor.min)  # no floor at first: every variant passes it
+    assert box.state["feasible"] == len(VARIANTS)
+
+
+def test_sliders_get_a_usable_track():
+    """Every slider takes the row (at least 600 px) instead of ipywidgets' 300 px shared with a long description."""
+    for box in (pareto_explorer(VARIANTS), energy_explorer(reuse=1.0)):
+        sliders = [c for c in box.controls.values() if type(c).__name__.endswith("Slider")]
+        assert sliders
+        for s in sliders:
+            assert s.layout.width == "100%" and int(s.layout.min_width.removesuffix("px")) >= 600
