@@ -411,7 +411,7 @@ _LABEL_RINGS_PT = ((3, 2), (3, 11), (10, 20))
 _LABEL_CORNERS = ((1, -1), (1, 1), (-1, -1), (-1, 1))
 
 
-def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None) -> None:
+def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None, lines=()) -> None:
     """Move each point label to the first spot around its point where it overlaps no other text, no point's marker
     and does not leave the axes (else to the spot that overlaps least); one moved past the first ring is drawn anew
     with a leader line to its point (the original annotation is removed from the axes).
@@ -431,7 +431,9 @@ def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None) ->
         Their radii in points (default 3).
     label_radii_pt : array_like, optional
         The radius of each label's own marker (default: that of the point in ``points`` it is anchored at, else 3):
-        the label starts beside it. A label pushed past the first
+        the label starts beside it.
+    lines : sequence of array_like, each of shape (m, 2)
+        Polylines (data coordinates) that labels should not cross, such as a drawn front. A label pushed past the first
         ring gets a thin leader line to its point.
 
     Examples
@@ -473,6 +475,16 @@ def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None) ->
             for (px, py), r in zip(xy, radii, strict=True)
             if np.isfinite(px) and np.isfinite(py)
         ]
+
+    for line in lines:  # sampled every ~3 px along each segment, as it is drawn (in display space)
+        from matplotlib.transforms import Bbox
+
+        xy = ax.transData.transform(np.asarray(line, dtype=float))
+        for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:], strict=True):
+            steps = max(2, int(math.hypot(x1 - x0, y1 - y0) / 3))
+            for t in np.linspace(0.0, 1.0, steps):
+                px, py = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+                obstacles.append(Bbox.from_extents(px - 1, py - 1, px + 1, py + 1))
 
     def overlap(a, b) -> float:
         w = min(a.x1, b.x1) - max(a.x0, b.x0)
@@ -734,7 +746,7 @@ def plot_pareto(
             ax.set_title(title)
         ax.legend(loc="best")
         owners = [i for i, text in enumerate(labels or ()) if str(text)]
-        place_labels(ax, annotations, points=arr, radii_pt=radii_pt, label_radii_pt=radii_pt[owners])
+        place_labels(ax, annotations, points=arr, radii_pt=radii_pt, label_radii_pt=radii_pt[owners], lines=[front])
     return ax
 
 

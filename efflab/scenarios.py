@@ -733,7 +733,7 @@ class ComputeWall(Scenario):
 _DATA_COLOR = "#009E73"
 
 
-def plot_time_split(runs, labels=None, ax=None):
+def plot_time_split(runs, labels=None, ax=None, *, relative_to_first: bool = False):
     """Where each run's wall time went: data, compute and idle as stacked horizontal bars (% of wall), regime named.
 
     Parameters
@@ -742,6 +742,9 @@ def plot_time_split(runs, labels=None, ax=None):
     labels : sequence of str, optional
         One per run (default ``"scenario [variant]"``).
     ax : matplotlib Axes, optional
+    relative_to_first : bool
+        Scale every bar by the first run's wall time (a what-if then ends where its time ends), instead of each
+        run's own (every bar 100 % long).
 
     Returns
     -------
@@ -764,7 +767,8 @@ def plot_time_split(runs, labels=None, ax=None):
     if len(names) != len(runs):
         raise ValueError(f"labels must have one entry per run ({len(runs)}); got {len(names)}")
     shares = np.array([[r.data_time_s, r.compute_time_s, r.idle_time_s] for r in runs])
-    shares = 100 * shares / np.array([r.wall_time_s for r in runs])[:, None]
+    walls = np.array([runs[0].wall_time_s if relative_to_first else r.wall_time_s for r in runs])
+    shares = 100 * shares / walls[:, None]
     y = np.arange(len(runs))[::-1]
     with style_context():
         if ax is None:
@@ -776,15 +780,20 @@ def plot_time_split(runs, labels=None, ax=None):
         for k, (name, color) in enumerate(zip(("data (input)", "compute", "idle (dispatch)"), colors, strict=True)):
             ax.barh(y, shares[:, k], left=left, color=color, label=name, height=0.6)
             left += shares[:, k]
-        for yi, r in zip(y, runs, strict=True):
+        for yi, r, end in zip(y, runs, left, strict=True):
             regime = r.diagnose().regime
             shown = REGIME_LABELS.get(regime, f"{regime}-bound")
-            ax.text(101, yi, f" {shown} · {format_si(r.wall_time_s, 's')}", va="center", fontsize=8.5)
+            ax.text(end + 1, yi, f" {shown} · {format_si(r.wall_time_s, 's')}", va="center", fontsize=8.5)
         ax.set_yticks(y)
         ax.set_yticklabels(names)
-        ax.set_xlim(0, 150)
+        ax.set_xlim(0, 150)  # room on the right for the labels, but no axis there
         ax.set_xticks([0, 25, 50, 75, 100])
-        ax.set_xlabel("share of the measured wall time (%)")
+        ax.spines["bottom"].set_bounds(0, 100)
+        ax.set_xlabel(
+            f"share of {'the first run' if relative_to_first else 'each run'}'s wall time (%)"
+            if len(runs) > 1
+            else "share of the wall time (%)"
+        )
         ax.set_title("D·A·M: where the time went", pad=24)
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
         ax.grid(axis="y", visible=False)
@@ -838,7 +847,7 @@ def lever_explorer(run: ScenarioRun, speedups: Mapping[str, float] | None = None
             run.data_time_s / values["data"] + run.compute_time_s / values["compute"] + run.idle_time_s / values["idle"],
             run.flops, run.bytes_moved, run.peak_flops_per_s, run.bandwidth_bytes_per_s, run.device, run.how,
         )  # fmt: skip
-        plot_time_split([run, new], labels=["measured", "what-if"], ax=ax)
+        plot_time_split([run, new], labels=["measured", "what-if"], ax=ax, relative_to_first=True)
         speedup = run.wall_time_s / new.wall_time_s
         d = new.diagnose()
         html = (

@@ -550,7 +550,8 @@ def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_ac
         radii_pt = np.full(len(names), 3.5)
         if best is not None:
             radii_pt[best] = 9.0
-        place_labels(ax, list(ax.texts), points=np.c_[ms, pct], radii_pt=radii_pt)
+        front = [line.get_xydata() for line in ax.lines if line.get_gid() == "front"]
+        place_labels(ax, list(ax.texts), points=np.c_[ms, pct], radii_pt=radii_pt, lines=front)
         if best is None:
             html = "<b>No variant meets all three constraints</b>: relax the memory, latency or accuracy budget."
         else:

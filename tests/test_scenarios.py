@@ -224,3 +224,19 @@ def test_lever_explorer_opens_on_the_what_if_it_is_given():
         lever_explorer(run, speedups={"network": 2})
     with pytest.raises(ValueError, match="speedups"):
         lever_explorer(run, speedups={"data": 1000})
+
+
+def test_time_split_relative_to_the_first_run_ends_where_its_time_ends():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from efflab.scenarios import plot_time_split
+
+    a = ScenarioRun("demo", "baseline", "call", 1, 0.0, 8e-3, 2e-3, 1e-2, 1e4, 1e4, 1e11, 2e10, "cpu", "")
+    b = ScenarioRun("demo", "what-if", "call", 1, 0.0, 0.8e-3, 2e-3, 2.8e-3, 1e4, 1e4, 1e11, 2e10, "cpu", "")
+    ends = lambda ax: [  # noqa: E731
+        max(p.get_x() + p.get_width() for c in ax.containers for p in c.patches if abs(p.get_y() + 0.3 - y) < 1e-9)
+        for y in (1, 0)
+    ]
+    assert ends(plot_time_split([a, b], relative_to_first=True)) == pytest.approx([100.0, 28.0])
+    assert ends(plot_time_split([a, b])) == pytest.approx([100.0, 100.0])
