@@ -151,6 +151,7 @@ def explorer(controls: Mapping, render, figsize=FIGSIZE_IN):
             control.layout.width = "100%"
             control.layout.max_width = SLIDER_MAX_WIDTH
             control.layout.min_width = SLIDER_MIN_WIDTH
+            control.layout.margin = "2px 0"  # ipywidgets' 2px side margins would push a 100% row 4px past its box
     box = w.VBox([w.VBox(rows), status, out])
 
     def update(change=None):
