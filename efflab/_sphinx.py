@@ -7,7 +7,8 @@ line is ``**Takeaway**``; here, in the book only, it becomes the tip box it used
 them, but no kernel answers their controls: each gets a note saying it is a snapshot and how to make it live, and its
 controls are made inert so that nothing looks draggable.
 
-Two fixes for what a reader's browser reported, each applied to the scripts of every page before it is written:
+Fixes for what a reader's browser reported, each applied to the scripts of a page before it is written (the search
+page's snippets also leave code cells out, see ``SEARCH_SNIPPETS_WITHOUT_CODE``):
 
 - sphinx-thebe registers its inline configuration script once per ``env-before-read-docs`` event, and under Jupyter
   Book 1 that event can fire twice, so every page declared ``const THEBE_JS_URL`` twice ("Uncaught SyntaxError:
@@ -46,6 +47,20 @@ HTML_MANAGER = "/html-manager/embed-amd.js"  # as _config.yml's nb_ipywidgets_js
 HTML_MANAGER_ID = "@jupyter-widgets/html-manager/dist"  # the folder of the AMD module id embed-amd.js defines
 
 
+# On the search page: a result's snippet is cut from the page's text around the first match, and code cells come first
+# on most pages, so snippets showed import lines. Sphinx's searchtools has no option for it; this drops code cells
+# (inputs only: outputs are the page's results) from the text the snippets are cut from.
+SEARCH_SNIPPETS_WITHOUT_CODE = """document.addEventListener("DOMContentLoaded", function () {
+  if (typeof Search === "undefined" || !Search.htmlToText) return;
+  var original = Search.htmlToText;
+  Search.htmlToText = function (htmlString, anchor) {
+    var page = new DOMParser().parseFromString(htmlString, "text/html");
+    page.querySelectorAll(".cell_input, .efflab-snapshot").forEach(function (el) { el.remove(); });
+    return original(page.documentElement.outerHTML, anchor);
+  };
+});"""
+
+
 def _fix_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts = context.get("script_files")
     if not scripts:
@@ -66,6 +81,8 @@ def _fix_scripts(app, pagename, templatename, context, doctree) -> None:
         unique.append(script)
         if str(getattr(script, "attributes", {}).get("body", "")).startswith("window.MathJax ="):
             unique.append(type(script)(None, priority=script.priority, body=MATHJAX2_HUB_SHIM))
+    if pagename == "search" and unique:
+        unique.append(type(unique[0])(None, priority=900, body=SEARCH_SNIPPETS_WITHOUT_CODE))
     context["script_files"] = unique
 
 

@@ -310,3 +310,5 @@ def test_search_finds_a_page(server):
     dom = _chromium("--dump-dom", f"{server[0]}/search.html?q=roofline").stdout
     results = re.findall(r'<li[^>]*>\s*<a[^>]*href="[^"]+\.html', dom.split('id="search-results"', 1)[-1])
     assert results, "searching the book for 'roofline' found nothing"
+    snippets = re.findall(r'<p class="context">(.*?)</p>', dom, re.S)
+    assert snippets and not [s for s in snippets if "import " in s], snippets  # prose, not a page's import cell
