@@ -431,7 +431,7 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
     """
     import torch
 
-    from efflab.hardware import detect
+    from efflab.hardware import spec_for
 
     dev = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type not in ("cpu", "cuda"):
@@ -447,7 +447,7 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
     if "tf32" in dtypes and not on_gpu:
         raise ValueError("dtypes: 'tf32' exists only on CUDA tensor cores; use 'fp32' on the CPU")
     start = time.perf_counter()
-    spec_device = detect()
+    spec_device, spec_why = spec_for(dev)  # the measured device's own entry; None: no spec (said in the notes)
     if on_gpu:
         caches = {"l2": int(torch.cuda.get_device_properties(dev).L2_cache_size)}
     else:
@@ -471,7 +471,8 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
     finally:
         bar.close()
     latency_s = max(lat.median_s, lat.launch_overhead_s or 0.0)
-    spec_src = "estimate" if spec_device.estimated else "datasheet"
+    spec_src = "none" if spec_device is None else "estimate" if spec_device.estimated else "datasheet"
+    estimated = spec_device is not None and spec_device.estimated
     compute = {}
     for dtype in dtypes:
         best = max((r for r in mm_rows if r["dtype"] == dtype), key=lambda r: r["flops_per_s"])
@@ -479,20 +480,20 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
             dtype,
             "compute",
             best["flops_per_s"],
-            spec=spec_device.peak_flops_per_s.get(dtype),
+            spec=None if spec_device is None else spec_device.peak_flops_per_s.get(dtype),
             measured=best["flops_per_s"],
             source=f"torch.matmul {best['n']}^3 {dtype}, {best['threads']} threads: best of n in "
             f"{sorted({r['n'] for r in mm_rows if r['dtype'] == dtype})} (fastest samples)"
             + "".join(f"; n={n} skipped (~{t:.2g} s a call)" for n, t in mm_skipped.get(dtype, ()))
             + f"; spec: {spec_src}",
-            estimated=spec_device.estimated,
+            estimated=estimated,
         )
     memory = {}
     for row in bw_rows:
         level = row["level"]
         if level is None or (level in memory and memory[level].value >= row["bandwidth_bytes_per_s"]):
             continue
-        spec = spec_device.bandwidth_bytes_per_s if level == "dram" else None
+        spec = spec_device.bandwidth_bytes_per_s if level == "dram" and spec_device is not None else None
         how = _dram_how(search) if level == "dram" else f"fits the reported {level}: a lower bound (includes dispatch)"
         memory[level] = Ceiling(
             level,
@@ -502,9 +503,10 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
             measured=row["bandwidth_bytes_per_s"],
             source=f"{row['kernel']}, {row['threads']} threads, {_bytes_text(row['array_bytes'])} per array, "
             f"fastest sample; {how}",
-            estimated=spec_device.estimated and spec is not None,
+            estimated=estimated and spec is not None,
         )
     notes = [
+        f"spec: {spec_why}",
         f"torch {torch.__version__}; CPU kernels timed with {' and '.join(map(str, _thread_counts(torch, dev)))} "
         "threads, the best kept",
         "DRAM search, best rate per array size: "
@@ -529,7 +531,7 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
         compute=compute,
         memory=memory,
         latency_s=latency_s,
-        name=f"{spec_device.name if on_gpu else 'this CPU'} (measured)",
+        name=f"{torch.cuda.get_device_name(dev) if on_gpu else 'this CPU'} (measured)",
         default_dtype="fp32" if "fp32" in compute else None,
     )
     elapsed_s = time.perf_counter() - start
@@ -656,8 +658,9 @@ def measure_exp_rate(device=None, budget_s: float = 0.05) -> Ceiling:
             best_s, best_threads = m.min_s, threads
     spec, how = None, f"torch.exp on {n} fp32 elements ({_bytes_text(4 * n)}), fastest of {best_threads} thread(s)"
     if dev.type == "cuda":
-        from efflab.hardware import detect
+        from efflab.hardware import spec_for
 
-        spec = detect().exp_per_s
+        gpu = spec_for(dev)[0]  # this device's entry; none for an uncatalogued GPU or a MIG slice
+        spec = None if gpu is None else gpu.exp_per_s
         how = f"torch.exp on {n} fp32 elements ({_bytes_text(4 * n)} each way: bounded by memory as well)"
     return Ceiling("exp", "compute", n / best_s, spec=spec, measured=n / best_s, source=how)

@@ -112,17 +112,31 @@ def _sync() -> None:
 
 
 def _nvml_handle(index: int):
-    """NVML handle of CUDA device ``index`` (matched by UUID, since CUDA_VISIBLE_DEVICES renumbers devices)."""
+    """NVML handle of CUDA device ``index``, matched by UUID (CUDA_VISIBLE_DEVICES renumbers devices).
+
+    Raises ``RuntimeError`` for a MIG slice (NVML's energy counter covers the whole GPU, other tenants included) and
+    when no NVML device has the UUID: NVML's own index may name another GPU, whose energy is not this work's.
+    """
     import pynvml
 
     pynvml.nvmlInit()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
+        from efflab.hardware import is_mig_slice
+
+        name = torch.cuda.get_device_name(index)
         uuid = str(torch.cuda.get_device_properties(index).uuid)
+        if is_mig_slice(name) or uuid.startswith("MIG-"):
+            raise RuntimeError(
+                f"{name} is a MIG slice: NVML's energy counter is the whole GPU's, other tenants included"
+            )
         try:
             return pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
-        except pynvml.NVMLError:
-            pass
+        except pynvml.NVMLError as exc:
+            raise RuntimeError(
+                f"no NVML device has CUDA device {index}'s UUID ({uuid}): {exc}; NVML's own numbering may name "
+                "another GPU, so none is read"
+            ) from exc
     return pynvml.nvmlDeviceGetHandleByIndex(index)
 
 
@@ -184,7 +198,11 @@ class EnergyMeter:
                 return
             except Exception as exc:  # no library, no driver, a GPU older than Volta, CUDA unused
                 reasons.append(f"NVML: {exc or type(exc).__name__}")  # the reason, not a traceback's wording
-        if self.requested in ("auto", "rapl"):
+        if self.requested == "auto" and _cuda_in_use():
+            # The work runs on the GPU, whose counter could not be read: RAPL would report the CPU package's energy
+            # under the same name. Never switch the source silently: estimate, and say why.
+            reasons.append("RAPL not used: CUDA is in use, and RAPL counts the CPU package, not the GPU doing the work")
+        elif self.requested in ("auto", "rapl"):
             zones = rapl_zones()
             if zones:
                 self._zones = zones

@@ -28,8 +28,10 @@ __all__ = [
     "detect",
     "fp32_lanes_from_flags",
     "get_device",
+    "is_mig_slice",
     "match_gpu_name",
     "parse_cpuinfo",
+    "spec_for",
 ]
 
 _FIELDS = ("bandwidth_bytes_per_s", "tdp_w", "l2_bytes", "year")
@@ -284,17 +286,20 @@ _ALIASES = {
 def match_gpu_name(name: str) -> str | None:
     """The catalog key for a GPU name as ``torch.cuda.get_device_name()`` prints it, or None if not in the catalog.
 
-    PCIe and NVL variants have other clocks, power and bandwidth, so they do not match the SXM entries.
+    PCIe and NVL variants have other clocks, power and bandwidth, so they do not match the SXM entries; nor does a MIG
+    slice, which has a fraction of the GPU's units and bandwidth.
 
     Examples
     --------
     >>> match_gpu_name("NVIDIA H100 80GB HBM3"), match_gpu_name("Tesla T4"), match_gpu_name("NVIDIA H100 PCIe")
     ('H100 SXM', 'T4', None)
+    >>> match_gpu_name("NVIDIA A100-SXM4-40GB MIG 1g.5gb"), match_gpu_name("NVIDIA H100 NVL")
+    (None, None)
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string; got {type(name).__name__}")
     low = name.lower()
-    if "pcie" in low or "nvl" in low:
+    if "pcie" in low or "nvl" in low or is_mig_slice(name):
         return None
     if re.search(r"\bh200\b", low):
         return "H200 SXM"
@@ -529,29 +534,82 @@ def _last_level_cache_bytes() -> int | None:
     return best[1]
 
 
-def detect() -> Device:
-    """Describe the machine this runs on: the catalog entry of a known CUDA GPU, else an estimated CPU device.
+def is_mig_slice(name: str) -> bool:
+    """True for a MIG slice's device name as torch prints it ("NVIDIA A100-SXM4-40GB MIG 1g.5gb").
 
-    torch is imported here, lazily; without torch or CUDA the CPU estimate is returned. An unknown GPU gives a warning
-    and the CPU estimate: its figures cannot be guessed.
+    >>> is_mig_slice("NVIDIA A100-SXM4-40GB MIG 1g.5gb"), is_mig_slice("NVIDIA A100-SXM4-40GB")
+    (True, False)
+    """
+    return re.search(r"\bMIG\b", str(name)) is not None
+
+
+def spec_for(device=None) -> tuple[Device | None, str]:
+    """The datasheet (or estimate) to set beside measurements made on ``device``, and where it comes from.
+
+    The CPU gets the estimate of :func:`cpu_device`. A GPU is matched by the name of *that* device
+    (``torch.cuda.get_device_name(index)``), never device 0's. An uncatalogued GPU or a MIG slice has no spec: the
+    second element says why, and callers show measured values without a fraction of spec rather than a wrong one.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        "cpu", "cuda" or "cuda:N"; default "cuda" when CUDA is available, else "cpu".
+
+    Returns
+    -------
+    (Device or None, str)
 
     Examples
     --------
-    >>> detect().kind in ("gpu", "cpu")
-    True
+    >>> spec_for("cpu")[0].kind
+    'cpu'
+    """
+    try:
+        import torch
+    except ImportError:
+        if device is not None and not str(device).startswith("cpu"):
+            raise ValueError(f"device {device!r} needs torch with CUDA; torch is not installed") from None
+        return cpu_device(), "estimate from the CPU's cores, clock and vector width"
+    text = str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    if text == "cpu":
+        return cpu_device(), "estimate from the CPU's cores, clock and vector width"
+    found = re.fullmatch(r"cuda(?::(\d+))?", text)
+    if found is None:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+    index = int(found.group(1)) if found.group(1) is not None else torch.cuda.current_device()
+    name = torch.cuda.get_device_name(index)
+    if is_mig_slice(name):
+        return None, f"{name} is a MIG slice: no whole-GPU datasheet applies, so no spec is shown"
+    key = match_gpu_name(name)
+    if key is None:
+        return None, (
+            f"{name!r} is not in the efflab catalog ({', '.join(CATALOG)}): no datasheet to compare with; "
+            "build a Device from its datasheet to get one"
+        )
+    return CATALOG[key], f"datasheet of the {key}"
+
+
+def detect(device=None) -> Device:
+    """Describe the machine this runs on: the catalog entry of a known CUDA GPU, else an estimated CPU device.
+
+    torch is imported here, lazily; without torch or CUDA the CPU estimate is returned. ``device`` ("cpu", "cuda" or
+    "cuda:N") chooses which device is described; by default CUDA device 0's GPU when there is one. An unknown GPU or
+    a MIG slice gives a warning and the CPU estimate: its figures cannot be guessed. To compare measurements with a
+    spec, use :func:`spec_for`, which gives no spec rather than the CPU's.
+
+    Examples
+    --------
+    >>> detect().kind in ("gpu", "cpu"), detect("cpu").kind
+    (True, 'cpu')
     """
     try:
         import torch
     except ImportError:
         return cpu_device()
-    if torch.cuda.is_available():
-        gpu = torch.cuda.get_device_name(0)
-        key = match_gpu_name(gpu)
-        if key is not None:
-            return CATALOG[key]
-        warnings.warn(
-            f"GPU {gpu!r} is not in the efflab catalog ({', '.join(CATALOG)}); returning the CPU estimate. "
-            "Build a Device from its datasheet or measure it with efflab.measure_ceilings.",
-            stacklevel=2,
-        )
-    return cpu_device()
+    if device is None:
+        device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    spec, why = spec_for(device)
+    if spec is None:
+        warnings.warn(f"{why}; returning the CPU estimate instead.", stacklevel=2)
+        return cpu_device()
+    return spec

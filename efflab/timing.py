@@ -17,6 +17,8 @@ torch is imported lazily, only when a CUDA tensor or device is involved.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import sys
 import time
@@ -238,14 +240,45 @@ def _find_cuda_device(args, kwargs):
     return None
 
 
+def _captured(fn) -> list:
+    """What ``fn`` works on without taking it as an argument: a partial's bound arguments, a method's object, the
+    cells of a closure and the module globals its code names (``lambda: a @ b`` in a notebook reads ``a`` and ``b``
+    from the notebook's globals)."""
+    found, f = [], fn
+    if isinstance(f, functools.partial):
+        found += [*f.args, *f.keywords.values()]
+        f = f.func
+    if inspect.ismethod(f):
+        found.append(f.__self__)
+        f = f.__func__
+    for cell in getattr(f, "__closure__", None) or ():
+        try:
+            found.append(cell.cell_contents)
+        except ValueError:  # an empty cell (a variable assigned later)
+            continue
+    code, names = getattr(f, "__code__", None), getattr(f, "__globals__", {})
+    if code is not None:
+        found += [names[n] for n in code.co_names if n in names]
+    return found
+
+
 def _resolve_device(device, fn, args, kwargs) -> str:
+    """The device to time on: ``device``; else the first CUDA tensor among the arguments or what ``fn`` captures;
+    else "cuda" whenever torch has initialised CUDA (work may be queued there, and a host clock alone would time the
+    enqueue: ``torch.utils.benchmark`` synchronises whenever CUDA is in use, for the same reason); else "cpu"."""
     if device is not None:
         text = str(device)
         if not (text == "cpu" or text.startswith("cuda")):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
         return text
     found = _find_cuda_device((fn, *args), kwargs)
-    return str(found) if found is not None else "cpu"
+    if found is None:
+        found = _find_cuda_device(tuple(_captured(fn)), {})
+    if found is not None:
+        return str(found)
+    if _cuda_in_use():
+        return f"cuda:{sys.modules['torch'].cuda.current_device()}"
+    return "cpu"
 
 
 def _run_block(fn, args, kwargs, n: int) -> int:
@@ -364,7 +397,9 @@ def benchmark(
     flush_l2 : bool
         CUDA only: zero a buffer of twice the device's L2 before every call (cold-cache timing).
     device : str, optional
-        "cpu", "cuda" or "cuda:N"; default: the device of the first CUDA tensor argument, else "cpu".
+        "cpu", "cuda" or "cuda:N". Default: the device of the first CUDA tensor among the arguments or what ``fn``
+        captures (closure, partial, method, the globals it names); else "cuda" when torch has initialised CUDA, so
+        that a closure over GPU work is never timed by the host clock alone; else "cpu".
 
     Returns
     -------

@@ -1,0 +1,168 @@
+"""The GPU paths, checked on a CPU with small fakes: the spec set beside a measurement is that of the measured device
+(no spec for an uncatalogued GPU or a MIG slice), work captured by a closure is timed on its CUDA device, NVML never
+reads another GPU or a whole GPU for a slice, and the energy meter never switches to the CPU's counter silently."""
+
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+
+import pytest
+import torch
+
+from efflab import energy_meter, hardware, timing
+from efflab.energy_meter import EnergyEstimateWarning, EnergyMeter
+
+NAMES = {0: "Tesla T4", 1: "NVIDIA H100 80GB HBM3"}
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """torch.cuda answering as a two-GPU host (T4 as device 0, H100 as device 1, the current one)."""
+    names = dict(NAMES)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=None: names[1 if i is None else int(i)])
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: types.SimpleNamespace(uuid=f"uuid-of-{int(i)}"))
+    return names
+
+
+@pytest.mark.parametrize(
+    ("device", "expected"),
+    [("cuda:0", "T4"), ("cuda:1", "H100 SXM"), ("cuda", "H100 SXM"), (torch.device("cuda", 0), "T4")],
+)
+def test_the_spec_is_the_measured_devices_own(fake_cuda, device, expected):
+    spec, why = hardware.spec_for(device)
+    assert spec is hardware.CATALOG[expected] and expected in why
+
+
+def test_the_cpu_is_compared_with_the_cpu_estimate_on_a_gpu_host(fake_cuda):
+    spec, why = hardware.spec_for("cpu")
+    assert spec.kind == "cpu" and "estimate" in why
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NVIDIA A10G",
+        "NVIDIA L40S",
+        "NVIDIA H100 PCIe",
+        "NVIDIA H100 NVL",
+        "NVIDIA H200 NVL",
+        "NVIDIA A100 80GB PCIe",
+        "NVIDIA GH200 480GB",
+        "Tesla P100-PCIE-16GB",
+    ],
+)
+def test_an_uncatalogued_gpu_gets_no_spec_and_a_plain_reason(fake_cuda, name):
+    fake_cuda[1] = name
+    spec, why = hardware.spec_for("cuda:1")  # GH200 holds "H200" in its name: it is not an H200 SXM either
+    assert spec is None and "not in the efflab catalog" in why and name in why
+    with pytest.warns(UserWarning):
+        assert hardware.detect("cuda:1").kind == "cpu"
+
+
+def test_a_mig_slice_gets_no_whole_gpu_spec(fake_cuda):
+    fake_cuda[1] = "NVIDIA A100-SXM4-40GB MIG 1g.5gb"
+    spec, why = hardware.spec_for("cuda:1")
+    assert spec is None and "MIG slice" in why
+    assert hardware.match_gpu_name("NVIDIA H100 80GB HBM3 MIG 3g.40gb") is None
+
+
+class _FakeCudaTensor(torch.Tensor):
+    """A CPU tensor that says it lives on cuda:1 (what _find_cuda_device reads)."""
+
+    @property
+    def is_cuda(self):
+        return True
+
+    @property
+    def device(self):
+        return torch.device("cuda", 1)
+
+
+def test_a_closure_over_cuda_tensors_is_timed_on_their_device(monkeypatch):
+    a = torch.ones(2).as_subclass(_FakeCudaTensor)
+
+    def closure():
+        return a + 1
+
+    monkeypatch.setattr(timing, "_cuda_in_use", lambda: False)
+    assert timing._resolve_device(None, closure, (), {}) == "cuda:1"
+    assert timing._resolve_device(None, lambda: GLOBAL_TENSOR * 2, (), {}) == "cuda:1"  # a notebook global
+    import functools
+
+    assert timing._resolve_device(None, functools.partial(torch.add, a), (), {}) == "cuda:1"
+    assert timing._resolve_device(None, lambda: 1 + 1, (), {}) == "cpu"
+    assert timing._resolve_device("cpu", closure, (), {}) == "cpu"  # asked for explicitly
+
+
+def test_work_with_no_visible_tensor_is_synchronised_once_cuda_is_in_use(monkeypatch, fake_cuda):
+    monkeypatch.setattr(timing, "_cuda_in_use", lambda: True)
+    assert timing._resolve_device(None, lambda: 1 + 1, (), {}) == "cuda:1"  # the current device
+
+
+GLOBAL_TENSOR = torch.ones(2).as_subclass(_FakeCudaTensor)
+
+
+class _NVMLError(Exception):
+    pass
+
+
+@pytest.fixture
+def fake_nvml(monkeypatch):
+    """A pynvml that knows one GPU, by UUID "GPU-uuid-of-0" and by index 0."""
+    calls = []
+    module = types.SimpleNamespace(
+        NVMLError=_NVMLError,
+        nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: calls.append(("index", i)) or f"handle-{i}",
+        nvmlDeviceGetTotalEnergyConsumption=lambda handle: 1000,
+    )
+
+    def by_uuid(uuid):
+        calls.append(("uuid", uuid))
+        if uuid != "GPU-uuid-of-0":
+            raise _NVMLError("Not Found")
+        return "handle-0"
+
+    module.nvmlDeviceGetHandleByUUID = by_uuid
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    return calls
+
+
+def test_nvml_reads_the_device_with_the_same_uuid_and_never_falls_back_to_an_index(fake_cuda, fake_nvml):
+    assert energy_meter._nvml_handle(0) == "handle-0"
+    with pytest.raises(RuntimeError, match="UUID"):
+        energy_meter._nvml_handle(1)  # NVML has no such UUID: its index 1 may be another GPU
+    assert ("index", 1) not in fake_nvml
+
+
+def test_nvml_is_not_read_for_a_mig_slice(fake_cuda, fake_nvml):
+    fake_cuda[0] = "NVIDIA A100-SXM4-40GB MIG 1g.5gb"
+    with pytest.raises(RuntimeError, match="MIG"):
+        energy_meter._nvml_handle(0)
+
+
+def test_auto_never_switches_to_the_cpu_counter_while_cuda_is_in_use(monkeypatch, fake_cuda, fake_nvml):
+    monkeypatch.setattr(energy_meter, "rapl_zones", lambda *a, **k: {"package-0": ("/dev/null", 2**32)})
+    meter = EnergyMeter(device=1)  # device 1's UUID is unknown to NVML: no GPU counter
+    with pytest.warns(EnergyEstimateWarning, match="RAPL not used"):
+        with meter:
+            pass
+    assert meter.source == "estimated" and "NVML" in meter.reason and "RAPL not used" in meter.reason
+
+
+def test_auto_uses_rapl_when_the_work_is_on_the_cpu(monkeypatch, tmp_path):
+    counter = tmp_path / "energy_uj"
+    counter.write_text("1000")
+    monkeypatch.setattr(energy_meter, "_cuda_in_use", lambda: False)
+    monkeypatch.setattr(energy_meter, "rapl_zones", lambda *a, **k: {"package-0": (str(counter), 2**32)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EnergyEstimateWarning)
+        with EnergyMeter() as meter:
+            counter.write_text("3000")
+    assert meter.source == "rapl" and meter.energy_j == pytest.approx(2000e-6)
