@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
-from efflab.hardware import _read
+from efflab.hardware import TF32_BF16_MIN_CAPABILITY, _read, fp32_math
 from efflab.roofline import Ceiling, Roofline
 from efflab.style import wrap_text
 from efflab.timing import HighVarianceWarning, Measurement, benchmark, torch_threads
@@ -379,6 +379,14 @@ def _dram_how(search: dict) -> str:
     return how
 
 
+def _older_gpu_note(capability) -> str:
+    need = ".".join(map(str, TF32_BF16_MIN_CAPABILITY))
+    return (
+        f"tf32 and bf16 not measured: tensor-core TF32 and BF16 need compute capability {need} (Ampere) or later; "
+        f"this GPU is {'.'.join(map(str, capability))}, where 'tf32' is plain fp32 and bf16 is emulated"
+    )
+
+
 def _matmul_sweep(torch, dev, dtypes, quick, bar):
     """Matmul rows per dtype, size and thread count, and the sizes skipped per dtype (see ``MATMUL_MAX_CALL_S``)."""
     sizes = (MATMUL_SIZES_QUICK if quick else MATMUL_SIZES)["cuda" if dev.type == "cuda" else "cpu"]
@@ -386,10 +394,8 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
     rows, skipped = [], {}
     for dtype in dtypes:
         tdt = getattr(torch, _DTYPES[dtype])
-        # fp32 must be true FP32 and tf32 the tensor-core path: the public switch covers cuBLAS (and the CPU).
-        old = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("high" if dtype == "tf32" else "highest")
-        try:
+        # fp32 must be true FP32 and tf32 the tensor-core path (cuBLAS and cuDNN; the CPU's default is IEEE fp32).
+        with fp32_math(tf32=dtype == "tf32"):
             for n in sizes:
                 flops = 2.0 * n**3
                 so_far = [r["flops_per_s"] for r in rows if r["dtype"] == dtype]
@@ -413,8 +419,6 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
                         }
                     )
                 bar.update()
-        finally:
-            torch.set_float32_matmul_precision(old)
     return rows, skipped
 
 
@@ -437,8 +441,13 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
     on_gpu = dev.type == "cuda"
+    capability = tuple(torch.cuda.get_device_capability(dev)) if on_gpu else None
+    ampere = capability is not None and capability >= TF32_BF16_MIN_CAPABILITY
+    dtype_notes = []
     if dtypes is None:
-        dtypes = ("fp32", "tf32", "bf16", "fp16") if on_gpu else ("fp32", "bf16")
+        dtypes = ("fp32", "tf32", "bf16", "fp16") if ampere else ("fp32", "fp16") if on_gpu else ("fp32", "bf16")
+        if on_gpu and not ampere:
+            dtype_notes.append(_older_gpu_note(capability))
     if isinstance(dtypes, str):
         dtypes = (dtypes,)
     dtypes = tuple(v.choice(d, "dtypes", list(_DTYPES)) for d in dtypes)
@@ -446,6 +455,8 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
         raise ValueError(f"dtypes must name at least one of {list(_DTYPES)}")
     if "tf32" in dtypes and not on_gpu:
         raise ValueError("dtypes: 'tf32' exists only on CUDA tensor cores; use 'fp32' on the CPU")
+    if on_gpu and not ampere and {"tf32", "bf16"} & set(dtypes):
+        raise ValueError(f"dtypes: {_older_gpu_note(capability)}; use 'fp32' and 'fp16' there")
     start = time.perf_counter()
     spec_device, spec_why = spec_for(dev)  # the measured device's own entry; None: no spec (said in the notes)
     if on_gpu:
@@ -507,6 +518,7 @@ def measure(device=None, dtypes=None, quick: bool = False, progress: bool | None
         )
     notes = [
         f"spec: {spec_why}",
+        *dtype_notes,
         f"torch {torch.__version__}; CPU kernels timed with {' and '.join(map(str, _thread_counts(torch, dev)))} "
         "threads, the best kept",
         "DRAM search, best rate per array size: "

@@ -12,6 +12,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -27,6 +28,7 @@ __all__ = [
     "cpu_peak_flops_per_s",
     "detect",
     "fp32_lanes_from_flags",
+    "fp32_math",
     "get_device",
     "is_mig_slice",
     "match_gpu_name",
@@ -532,6 +534,49 @@ def _last_level_cache_bytes() -> int | None:
             scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[match.group(2)]
             best = max(best, (int(level), int(match.group(1)) * scale), key=lambda pair: pair[0])
     return best[1]
+
+
+# TF32 and BF16 run on tensor cores from compute capability 8.0 (Ampere) on; a T4 (7.5) or V100 (7.0) has neither
+# (NVIDIA, CUDA C++ Programming Guide, "Compute Capabilities"; torch emulates bf16 there, slowly).
+TF32_BF16_MIN_CAPABILITY = (8, 0)
+
+
+@contextmanager
+def fp32_math(tf32: bool):
+    """Run fp32 matmuls (cuBLAS) and convolutions (cuDNN) as true IEEE fp32 (``tf32=False``) or on TF32 tensor cores
+    (``tf32=True``), and restore the previous settings on exit.
+
+    Where fp32 is claimed it must be fp32: cuDNN allows TF32 by default, so a "fp32" convolution on an Ampere or later
+    GPU could plot above the fp32 roof. torch >= 2.9 has per-backend ``fp32_precision`` settings, and reading the old
+    ``allow_tf32`` flags raises once anything set the new ones; the new settings are used where they exist, the old
+    flags otherwise. The CPU is unaffected.
+
+    Examples
+    --------
+    >>> with fp32_math(tf32=False):
+    ...     pass
+    """
+    try:
+        import torch
+    except ImportError:  # nothing to configure
+        yield
+        return
+    b = torch.backends
+    if hasattr(b.cuda.matmul, "fp32_precision") and hasattr(b.cudnn, "conv"):
+        saved = (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision)
+        mode = "tf32" if tf32 else "ieee"
+        b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision = mode, mode
+        try:
+            yield
+        finally:
+            b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision = saved
+    else:
+        saved = (b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32)
+        b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = bool(tf32), bool(tf32)
+        try:
+            yield
+        finally:
+            b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = saved
 
 
 def is_mig_slice(name: str) -> bool:

@@ -28,6 +28,7 @@ import numpy as np
 
 from efflab import _validate as v
 from efflab.claims import Reason
+from efflab.hardware import fp32_math
 from efflab.opcost import (
     DTYPE_BYTES,
     OpCost,
@@ -651,12 +652,14 @@ def measure_ops(
     rounds = v.integer(rounds, "rounds", "passes", low=1)
     counts = _thread_counts(threads)
     best: list[tuple[float, float, int | None]] = [(math.inf, 0.0, None)] * len(workloads)
-    for _ in range(rounds):
-        for i, w in enumerate(workloads):
-            for n in counts:
-                m = _median(w, n, min_run_s, max_run_s)
-                if m.median_s < best[i][0]:
-                    best[i] = (m.median_s, m.iqr_s, n)
+    # fp32 ops are judged against fp32 roofs: true IEEE fp32 on a GPU too (cuDNN would otherwise convolve in TF32)
+    with fp32_math(tf32=False):
+        for _ in range(rounds):
+            for i, w in enumerate(workloads):
+                for n in counts:
+                    m = _median(w, n, min_run_s, max_run_s)
+                    if m.median_s < best[i][0]:
+                        best[i] = (m.median_s, m.iqr_s, n)
     return tuple(
         MeasuredOp(w.label, w.cost.flops, w.cost.bytes_moved, t, iqr, n, w.exps)
         for w, (t, iqr, n) in zip(workloads, best, strict=True)

@@ -588,15 +588,12 @@ class LatencyCliff(Scenario):
 
     @contextmanager
     def _more_flops(self, on: bool):
-        import torch
 
         if self.device.type == "cuda":
-            before = torch.backends.cuda.matmul.allow_tf32
-            torch.backends.cuda.matmul.allow_tf32 = bool(on)
-            try:
+            from efflab.hardware import fp32_math
+
+            with fp32_math(tf32=bool(on)):
                 yield
-            finally:
-                torch.backends.cuda.matmul.allow_tf32 = before
         else:
             with _threads(None if on else self.threads):
                 yield

@@ -166,3 +166,34 @@ def test_auto_uses_rapl_when_the_work_is_on_the_cpu(monkeypatch, tmp_path):
         with EnergyMeter() as meter:
             counter.write_text("3000")
     assert meter.source == "rapl" and meter.energy_j == pytest.approx(2000e-6)
+
+
+def test_fp32_math_sets_both_backends_and_restores_them():
+    b = torch.backends
+    before = (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision)
+    with hardware.fp32_math(tf32=False):
+        assert (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision) == ("ieee", "ieee")
+        with hardware.fp32_math(tf32=True):
+            assert (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision) == ("tf32", "tf32")
+        assert b.cudnn.conv.fp32_precision == "ieee"
+    assert (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision) == before
+
+
+def test_fp32_math_uses_the_old_flags_on_an_older_torch(monkeypatch):
+    matmul, cudnn = types.SimpleNamespace(allow_tf32=True), types.SimpleNamespace(allow_tf32=True)
+    monkeypatch.setattr(torch.backends.cuda, "matmul", matmul)
+    monkeypatch.setattr(torch.backends, "cudnn", cudnn)
+    with hardware.fp32_math(tf32=False):
+        assert matmul.allow_tf32 is False and cudnn.allow_tf32 is False
+    assert matmul.allow_tf32 is True and cudnn.allow_tf32 is True
+
+
+@pytest.mark.parametrize("dtype", ["tf32", "bf16"])
+def test_a_t4_is_not_asked_for_tf32_or_bf16(fake_cuda, monkeypatch, dtype):
+    """Compute capability 7.5: 'tf32' would be plain fp32 and bf16 emulated; asking says why, before any work."""
+    from efflab import ceilings
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    with pytest.raises(ValueError, match=r"compute capability 8\.0 .*this GPU is 7\.5"):
+        ceilings.measure(device="cuda:0", dtypes=("fp32", dtype))
+    assert "tf32 and bf16 not measured" in ceilings._older_gpu_note((7, 5))
