@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from efflab.style import wrap_text
 
-__all__ = ["EXTRAS", "DoctorReport", "cpu_model", "describe_cpu", "doctor", "in_colab"]
+__all__ = ["EXTRAS", "DoctorReport", "cpu_model", "describe_cpu", "doctor", "in_colab", "nvml_status"]
 
 # Each extra of the package (see pyproject.toml) and the import names that prove it is usable.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "measure": ("torch",),
+    "measure": ("torch", "pynvml", "tqdm"),
     "plots": ("matplotlib",),
     "widgets": ("ipywidgets", "matplotlib"),
     "data": ("sklearn",),
@@ -148,6 +148,28 @@ def _gpu_info() -> dict:
     }
 
 
+def nvml_status() -> str:
+    """Whether NVML (the NVIDIA driver's energy and power counters) can be read here, in a few words.
+
+    >>> isinstance(nvml_status(), str)
+    True
+    """
+    if importlib.util.find_spec("pynvml") is None:
+        return 'not installed: pip install "efflab[measure]" (nvidia-ml-py)'
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            count, driver = pynvml.nvmlDeviceGetCount(), pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception as exc:  # no driver (a CPU runtime), a container without the device, an old library
+        return f"not usable here ({type(exc).__name__}: {exc}); energy on a GPU is then estimated"
+    driver = driver.decode() if isinstance(driver, bytes) else driver
+    return f"usable: driver {driver}, {count} GPU(s)"
+
+
 @dataclass(frozen=True)
 class DoctorReport:
     """The facts ``doctor()`` gathered, with a plain-text rendering for terminals and notebooks."""
@@ -160,6 +182,7 @@ class DoctorReport:
     versions: dict[str, str | None]
     gpu: dict = field(default_factory=dict)
     extras: dict[str, bool] = field(default_factory=dict)
+    nvml: str = ""
 
     @property
     def missing(self) -> dict[str, str]:
@@ -190,6 +213,8 @@ class DoctorReport:
         else:
             lines.append(f"{'gpu':<10} none usable (experiments run on the CPU; GPU-only cells say what they skip)")
         lines.append(f"{'colab':<10} {'yes' if self.colab else 'no'}")
+        if self.nvml:
+            lines.append(f"{'nvml':<10} {self.nvml}")
         for name, version in self.versions.items():
             lines.append(f"{name:<10} {version or 'not installed'}")
         ok = [e for e, usable in self.extras.items() if usable]
@@ -233,4 +258,5 @@ def doctor() -> DoctorReport:
         versions=versions,
         gpu=_gpu_info(),
         extras=extras,
+        nvml=nvml_status(),
     )

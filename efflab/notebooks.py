@@ -100,7 +100,8 @@ def setup_source(repo: RepoConfig) -> str:
     >>> "EFFLAB_SOURCE" in setup_source(RepoConfig("https://github.com/o/r"))
     True
     """
-    spec = f"efflab @ git+{repo.url.removesuffix('.git')}.git@{repo.branch}"
+    # The measure extra brings nvidia-ml-py: NVML's energy counter on a Colab GPU runtime (torch is already there).
+    spec = f"efflab[measure] @ git+{repo.url.removesuffix('.git')}.git@{repo.branch}"
     if repo.path_to_book.strip("/"):
         spec += f"#subdirectory={repo.path_to_book.strip('/')}"
     return (

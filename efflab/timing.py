@@ -44,6 +44,11 @@ MAX_SAMPLES_PER_MIN_RUN = 1000
 # Timer.blocked_autorange spends on it (one untimed call + 2 samples vs its calibration call + 2 samples); the median
 # of two is their mean and the IQR half their gap. Faster workloads get ~min_run_s / t samples anyway.
 MIN_SAMPLES = 2
+# CUDA warm-up lasts at least this long, whatever warmup_s says: GPU clocks ramp up over tens of milliseconds
+# (triton.testing.do_bench warms up for 25 ms).
+CUDA_MIN_WARMUP_S = 0.025
+# At most this many host-side launch-overhead probes on CUDA (fewer when a call is long: they share the budget).
+LAUNCH_PROBES = 10
 
 
 class HighVarianceWarning(UserWarning):
@@ -333,21 +338,25 @@ def _benchmark_cuda(fn, args, kwargs, warmup_s, min_run_s, max_run_s, flush_l2, 
             l2_bytes = torch.cuda.get_device_properties(dev).L2_cache_size
             flush = torch.empty(max(2 * l2_bytes, 1 << 20) // 4, dtype=torch.int32, device=dev)
         torch.cuda.synchronize(dev)
+        # Everything below counts against max_run_s: a 0.25 s call on a T4 must not cost 13 calls before sampling.
         start = time.perf_counter()
         fn(*args, **kwargs)  # first call: lazy init, autotuning, allocator growth
         torch.cuda.synchronize(dev)
-        while time.perf_counter() - start < warmup_s:
+        while time.perf_counter() - start < max(warmup_s, CUDA_MIN_WARMUP_S):
             fn(*args, **kwargs)
             torch.cuda.synchronize(dev)
-        # Host-side launch overhead: time to *enqueue* one call (no sync inside), reported separately.
+            if time.perf_counter() - start >= max_run_s / 4:
+                break
+        # Host-side launch overhead: time to *enqueue* one call (no sync inside), reported separately; up to
+        # LAUNCH_PROBES calls, as long as they fit in the first half of the budget (at least one).
         host = []
-        for _ in range(10):
+        while len(host) < LAUNCH_PROBES and (not host or time.perf_counter() - start < max_run_s / 2):
             t0 = time.perf_counter()
             fn(*args, **kwargs)
             host.append(time.perf_counter() - t0)
             torch.cuda.synchronize(dev)
         launch_s = float(np.median(host))
-        samples, measured_s, start = [], 0.0, time.perf_counter()
+        samples, measured_s = [], 0.0
         batch = 1
         while measured_s < min_run_s or len(samples) < MIN_SAMPLES:
             pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(batch)]
@@ -393,7 +402,9 @@ def benchmark(
     min_run_s : float
         Measured time to collect (s, >= 0).
     max_run_s : float
-        Wall-time cap on sampling (s, > 0).
+        Wall-time cap (s, > 0). On CUDA it covers everything: the first call, the warm-up (at least
+        ``CUDA_MIN_WARMUP_S``), the launch-overhead probes and the sampling; a call longer than the whole budget costs
+        three calls: the first (untimed), one probe and one sample.
     flush_l2 : bool
         CUDA only: zero a buffer of twice the device's L2 before every call (cold-cache timing).
     device : str, optional

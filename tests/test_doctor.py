@@ -95,3 +95,41 @@ def test_cli_doctor_runs():
     ).stdout
     assert doctor().cpu in out
     assert "python" in out
+
+
+def test_nvml_status_says_whether_the_counter_can_be_read(monkeypatch):
+    """Three cases from a fake pynvml: not installed, installed without a driver, and working."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    d = importlib.import_module("efflab.doctor")  # the module; efflab.doctor is also the function
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "pynvml" else real_find_spec(n, *a))
+    assert d.nvml_status().startswith("not installed") and "nvidia-ml-py" in d.nvml_status()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "pynvml" else real_find_spec(n, *a))
+
+    def no_driver():
+        raise RuntimeError("NVML Shared Library Not Found")
+
+    monkeypatch.setitem(sys.modules, "pynvml", types.SimpleNamespace(nvmlInit=no_driver))
+    assert d.nvml_status().startswith("not usable here") and "Not Found" in d.nvml_status()
+    working = types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlShutdown=lambda: None,
+        nvmlDeviceGetCount=lambda: 1,
+        nvmlSystemGetDriverVersion=lambda: b"550.54",
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", working)
+    assert d.nvml_status() == "usable: driver 550.54, 1 GPU(s)"
+
+
+def test_the_measure_extra_needs_nvml_too():
+    from efflab.doctor import EXTRAS
+    from efflab.notebooks import RepoConfig, setup_source
+
+    assert "pynvml" in EXTRAS["measure"]
+    assert '"efflab[measure] @ git+https://github.com/o/r.git@main"' in setup_source(
+        RepoConfig("https://github.com/o/r")
+    )

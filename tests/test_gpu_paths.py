@@ -197,3 +197,40 @@ def test_a_t4_is_not_asked_for_tf32_or_bf16(fake_cuda, monkeypatch, dtype):
     with pytest.raises(ValueError, match=r"compute capability 8\.0 .*this GPU is 7\.5"):
         ceilings.measure(device="cuda:0", dtypes=("fp32", dtype))
     assert "tf32 and bf16 not measured" in ceilings._older_gpu_note((7, 5))
+
+
+@pytest.fixture
+def fake_events(monkeypatch, fake_cuda):
+    """CUDA events and synchronisation that read the host clock: enough to run the CUDA timing path on a CPU."""
+    import contextlib
+    import time
+
+    class Event:
+        def __init__(self, enable_timing=True):
+            self.t = None
+
+        def record(self):
+            self.t = time.perf_counter()
+
+        def elapsed_time(self, end):
+            return (end.t - self.t) * 1e3  # ms, as torch.cuda.Event
+
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "device", lambda dev: contextlib.nullcontext())
+
+
+def test_a_slow_cuda_call_stays_within_the_budget(fake_events):
+    """A 0.1 s call with max_run_s = 0.5: the first call, warm-up, probes and samples all fit (the old path spent
+    13 calls before its first sample)."""
+    import time
+
+    calls = []
+    m = timing._benchmark_cuda(lambda: calls.append(time.sleep(0.1)), (), {}, 0.01, 0.2, 0.5, False, "cuda:0")
+    samples, _, _, launch_s = m
+    assert len(calls) <= 7 and len(samples) >= 1 and launch_s > 0.09
+
+
+def test_a_fast_cuda_call_still_gets_the_full_warm_up_and_probes(fake_events):
+    calls = []
+    samples, _, _, _ = timing._benchmark_cuda(lambda: calls.append(1), (), {}, 0.0, 0.001, 1.0, False, "cuda:0")
+    assert len(calls) >= 1 + timing.LAUNCH_PROBES + len(samples) and len(samples) >= timing.MIN_SAMPLES
