@@ -38,6 +38,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import time
@@ -498,12 +499,13 @@ def _describe(func, args, kwargs, out, state, registry) -> dict:
 def _device_of(fn_or_module, inputs) -> str:
     import torch
 
+    # "cuda:N", not "cuda": on a multi-GPU host the events must be recorded, and the roofline measured, on that GPU
     for t in torch.utils._pytree.tree_leaves(inputs):
         if isinstance(t, torch.Tensor):
-            return "cuda" if t.is_cuda else "cpu"
+            return str(t.device) if t.is_cuda else "cpu"
     if isinstance(fn_or_module, torch.nn.Module):
         for p in fn_or_module.parameters():
-            return "cuda" if p.is_cuda else "cpu"
+            return str(p.device) if p.is_cuda else "cpu"
     return "cpu"
 
 
@@ -575,7 +577,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     device = _device_of(fn_or_module, inputs)
     is_module = isinstance(fn_or_module, torch.nn.Module)
     root = type(fn_or_module).__name__ if is_module else getattr(fn_or_module, "__name__", type(fn_or_module).__name__)
-    state = {"cuda": device == "cuda", "times": [], "ops": [], "record": True, "stack": [], "root": root}
+    state = {"cuda": device.startswith("cuda"), "times": [], "ops": [], "record": True, "stack": [], "root": root}
     names = {}
     if isinstance(fn_or_module, torch.nn.Module):
         names = {id(m): f"{root}.{n}" if n else root for n, m in fn_or_module.named_modules()}
@@ -596,16 +598,18 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     try:
         # Run 0 records FLOPs, bytes, shapes and modules (bookkeeping outside the timed calls) and is timed too; then
         # `repeats` timed runs; the per-op time is the minimum over all runs.
-        for run in range(1 + repeats):
-            state["times"], state["stack"], state["record"] = [], [], run == 0
-            with mode_cls():
-                fn_or_module(*inputs)
-            per_run.append(state["times"])
+        on_device = torch.cuda.device(device) if state["cuda"] else contextlib.nullcontext()
+        with on_device:  # events go on the current stream of the device the work runs on
+            for run in range(1 + repeats):
+                state["times"], state["stack"], state["record"] = [], [], run == 0
+                with mode_cls():
+                    fn_or_module(*inputs)
+                per_run.append(state["times"])
     finally:
         for h in hooks:
             h.remove()
     if state["cuda"]:
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
         per_run = [[b.elapsed_time(e) * 1e-3 for b, e in times] for times in per_run]  # ms -> s
     rows = state["ops"]
     runs = [t for t in per_run if len(t) == len(rows)]  # a run that took another path cannot be matched op by op

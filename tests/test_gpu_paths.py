@@ -234,3 +234,11 @@ def test_a_fast_cuda_call_still_gets_the_full_warm_up_and_probes(fake_events):
     calls = []
     samples, _, _, _ = timing._benchmark_cuda(lambda: calls.append(1), (), {}, 0.0, 0.001, 1.0, False, "cuda:0")
     assert len(calls) >= 1 + timing.LAUNCH_PROBES + len(samples) and len(samples) >= timing.MIN_SAMPLES
+
+
+def test_profile_keeps_the_gpu_index():
+    from efflab.profile import _device_of
+
+    x = torch.ones(2).as_subclass(_FakeCudaTensor)
+    assert _device_of(torch.add, (x, x)) == "cuda:1"
+    assert _device_of(torch.add, (torch.ones(2),)) == "cpu"
