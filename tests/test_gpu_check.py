@@ -64,3 +64,22 @@ def test_gpu_check_cpu_rehearsal_runs_a_notebook(repo_root, tmp_path):
 def test_device_scripts_parse(repo_root, script):
     proc = subprocess.run(["bash", "-n", str(repo_root / "benchmarks" / script)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_gpu_run_fails_fast_without_the_carried_wheels(repo_root, tmp_path):
+    """No .whl/: the notebooks could not run and pytest would stop at collection; say so before device time is spent."""
+    proc = subprocess.run(
+        ["bash", str(repo_root / "benchmarks" / "gpu_run.sh")], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2 and "gpu_wheels.sh" in proc.stdout
+
+
+def test_notebooks_past_the_deadline_are_listed_as_skipped(repo_root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", repo_root / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    rows = []
+    lines = gpu_check.run_notebooks("*00_welcome*", on_row=rows.append, deadline_s=-1.0)
+    assert lines[2:] == ["| chapters/00_welcome.ipynb | skipped: the -1 s deadline passed | - |"] and rows == []
