@@ -21,11 +21,10 @@ This module needs only the standard library and numpy.
 from __future__ import annotations
 
 import os
-import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from efflab.style import TEXT_WIDTH_CHARS
+from efflab.style import TEXT_WIDTH_CHARS, wrap_lines
 
 __all__ = [
     "Reason",
@@ -106,12 +105,10 @@ class Verdict:
     def to_text(self, width: int = TEXT_WIDTH) -> str:
         """``held here: ...`` or ``not here: ...`` with the figures, and the reason below, wrapped at ``width``."""
         head = f"{'held here' if self.held else 'not here'}: {self.statement} ({self.figures})"
-        lines = textwrap.wrap(head, width, subsequent_indent="  ", break_on_hyphens=False)
+        lines = wrap_lines(head, width, subsequent_indent="  ")
         if not self.held:
             why = self.why or "UNEXPLAINED -- no diagnosed reason applies to these figures"
-            lines += textwrap.wrap(
-                why, width, initial_indent="  why: ", subsequent_indent="       ", break_on_hyphens=False
-            )
+            lines += wrap_lines(why, width, initial_indent="  why: ", subsequent_indent="       ")
         return "\n".join(lines)
 
     def __str__(self) -> str:
