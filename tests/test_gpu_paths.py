@@ -221,7 +221,7 @@ def fake_events(monkeypatch, fake_cuda):
 
 def test_a_slow_cuda_call_stays_within_the_budget(fake_events):
     """A 0.1 s call with max_run_s = 0.5: the first call, warm-up, probes and samples all fit (the old path spent
-    13 calls before its first sample)."""
+    11 calls, the first and 10 probes, before its first sample)."""
     import time
 
     calls = []
