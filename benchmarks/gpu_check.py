@@ -72,6 +72,15 @@ def run_notebooks(only: str | None = None, on_row=None, deadline_s: float = NOTE
     return lines
 
 
+def _tensor_dtype(torch):
+    """bf16 where tensor cores have it (compute capability 8.0 on), else fp16: a T4 or V100 only emulates bf16."""
+    from efflab.hardware import TF32_BF16_MIN_CAPABILITY
+
+    if tuple(torch.cuda.get_device_capability()) >= TF32_BF16_MIN_CAPABILITY:
+        return "bf16", torch.bfloat16
+    return "fp16", torch.float16
+
+
 def compare_with_do_bench(torch) -> list[str]:
     from efflab.timing import benchmark
 
@@ -80,9 +89,10 @@ def compare_with_do_bench(torch) -> list[str]:
     except ImportError:
         return ["triton is not installed: `pip install triton` to compare with triton.testing.do_bench"]
     small = torch.randn(1 << 12, device="cuda")
-    big_a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    big_b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    cases = {"add 4096 elements (launch-bound)": lambda: small + 1, "bf16 matmul 8192^3": lambda: big_a @ big_b}
+    name, dtype = _tensor_dtype(torch)
+    big_a = torch.randn(8192, 8192, device="cuda", dtype=dtype)
+    big_b = torch.randn(8192, 8192, device="cuda", dtype=dtype)
+    cases = {"add 4096 elements (launch-bound)": lambda: small + 1, f"{name} matmul 8192^3": lambda: big_a @ big_b}
     lines = [
         "| kernel | efflab median | efflab median, L2 flushed | do_bench median (flushes L2) | ratio, flushed | ratio |",
         "|---|---|---|---|---|---|",
@@ -129,7 +139,7 @@ def profile_block(torch) -> list[str]:
 def nvml_energy(torch) -> list[str]:
     import efflab
 
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    a = torch.randn(8192, 8192, device="cuda", dtype=_tensor_dtype(torch)[1])
     with efflab.EnergyMeter() as meter:
         start = time.perf_counter()
         while time.perf_counter() - start < 1.0:

@@ -81,6 +81,10 @@ DRAM_MIN_SETS = 3
 DRAM_BUDGET_BYTES = {"quick": 768 << 20, "full": 1536 << 20}
 # On CUDA the sets start at >= 256 MiB per array, so one copy outlasts a kernel launch (~5 µs) by > 10x even at 3 TB/s.
 _GPU_MIN_SET_BYTES = 256 << 20
+# On CUDA the budget is larger (the smallest GPU in the catalog, a T4, has 16 GB; the free device memory still caps it
+# at half): with sets from 256 MiB per array, 3 GiB gives 256, 512 and 1024 MiB, enough sets to find a plateau; the
+# CPU's 768 MiB gave the single 256 MiB set, so a GPU's DRAM figure was always "plateau not reached".
+GPU_DRAM_BUDGET_BYTES = {"quick": 3 << 30, "full": 6 << 30}
 # A matmul size is skipped when the best rate so far for its dtype predicts a call longer than this: a CPU without
 # native bf16 (AMD Zen 1-3) runs a bf16 1024^3 matmul at ~1 GFLOP/s, 2.2 s a call, and the size adds nothing there.
 MATMUL_MAX_CALL_S = {"quick": 0.25, "full": 1.0}
@@ -317,7 +321,7 @@ def _bandwidth_sweep(torch, dev, caches, quick, bar):
     on_gpu = dev.type == "cuda"
     llc = max(caches.values())
     headroom = memory_headroom_bytes(dev)
-    budget = DRAM_BUDGET_BYTES["quick" if quick else "full"]
+    budget = (GPU_DRAM_BUDGET_BYTES if on_gpu else DRAM_BUDGET_BYTES)["quick" if quick else "full"]
     if headroom is not None:
         budget = min(budget, headroom // 2)
     sizes = dram_set_sizes(llc, max(budget, 3 << 12), on_gpu)

@@ -242,3 +242,11 @@ def test_profile_keeps_the_gpu_index():
     x = torch.ones(2).as_subclass(_FakeCudaTensor)
     assert _device_of(torch.add, (x, x)) == "cuda:1"
     assert _device_of(torch.add, (torch.ones(2),)) == "cpu"
+
+
+def test_a_gpus_dram_search_has_enough_sets_to_find_a_plateau():
+    from efflab.ceilings import DRAM_MIN_SETS, GPU_DRAM_BUDGET_BYTES, dram_set_sizes
+
+    for mode in ("quick", "full"):  # an H100's 50 MiB L2: sets start at 256 MiB per array
+        sizes = dram_set_sizes(50 << 20, GPU_DRAM_BUDGET_BYTES[mode], on_gpu=True)
+        assert len(sizes) >= DRAM_MIN_SETS and sizes[0] == 256 << 20, [s >> 20 for s in sizes]
