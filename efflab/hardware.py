@@ -26,7 +26,9 @@ __all__ = [
     "cpu_bandwidth_bytes_per_s",
     "cpu_device",
     "cpu_peak_flops_per_s",
+    "cuda_capability",
     "detect",
+    "dtype_note",
     "fp32_lanes_from_flags",
     "fp32_math",
     "get_device",
@@ -577,6 +579,45 @@ def fp32_math(tf32: bool):
             yield
         finally:
             b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32 = saved
+
+
+def cuda_capability(device="cuda") -> tuple[int, int] | None:
+    """The compute capability ``(major, minor)`` of a CUDA device, or None for the CPU or without torch/CUDA.
+
+    >>> cuda_capability("cpu") is None
+    True
+    """
+    text = str(device)
+    if not text.startswith("cuda"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return tuple(torch.cuda.get_device_capability(torch.device(text)))
+
+
+def dtype_note(dtype: str, device="cuda") -> str | None:
+    """Why ``dtype`` on ``device`` is not what its name promises (a T4 emulates bf16), or None when it is.
+
+    Below compute capability 8.0 (:data:`TF32_BF16_MIN_CAPABILITY`: T4, V100) a GPU has no bf16 or TF32 tensor
+    cores: torch emulates bf16 in fp32 and "tf32" is plain fp32, so a time measured there is not a bf16 or TF32
+    tensor-core time. The CPU, and every dtype on an Ampere or later GPU, gives None.
+
+    Examples
+    --------
+    >>> dtype_note("bf16", "cpu") is None
+    True
+    """
+    dtype = v.choice(dtype, "dtype", list(DTYPE_BYTES))
+    capability = cuda_capability(device)
+    if capability is None or capability >= TF32_BF16_MIN_CAPABILITY or dtype not in ("bf16", "tf32"):
+        return None
+    need = ".".join(map(str, TF32_BF16_MIN_CAPABILITY))
+    what = "emulated in fp32" if dtype == "bf16" else "runs as plain fp32"
+    return f"{dtype} {what}: needs compute capability {need}, this GPU is {capability[0]}.{capability[1]}"
 
 
 def is_mig_slice(name: str) -> bool:

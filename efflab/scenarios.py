@@ -11,7 +11,8 @@ scenario               workload                                   lever that wor
 StarvingAccelerator    per-sample decode (zlib + numpy) feeding   ``cache_dataset``:       ``change_model``: a 4x
                        a small MLP, one batch at a time           decode once, reuse       smaller MLP (model twiddle)
 LatencyCliff           32 tiny Linear+ReLU layers at batch 1      ``bigger_batch``: serve  ``faster_gpu``: all cores
-                                                                  64 requests per call     (CPU) / TF32 (CUDA)
+                                                                  64 requests per call     (CPU), TF32 or fp16
+                                                                                           tensor cores (CUDA)
 ComputeWall            ``relu(x @ W + b)``, a large square         ``prune``: keep the half ``fuse_kernels``: fuse the
                        matmul                                     of W's columns with the  bias and ReLU into the
                                                                   largest norm             matmul's epilogue
@@ -555,7 +556,8 @@ class LatencyCliff(Scenario):
 
     The per-call time is measured at batch 1 and at ``micro_batch`` and fitted as ``T(b) = L + b t``: the intercept
     ``L`` is the idle (dispatch) term, ``b t`` the compute term. ``bigger_batch`` serves ``micro_batch`` requests per
-    call; ``faster_gpu`` gives the job more FLOP/s: every CPU core instead of one, or TF32 Tensor Cores on CUDA.
+    call; ``faster_gpu`` gives the job more FLOP/s: every CPU core instead of one, TF32 tensor cores on a GPU of compute
+    capability 8.0 or later, fp16 tensor cores below it (see :meth:`faster_gpu_mode`).
 
     Examples
     --------
@@ -570,10 +572,13 @@ class LatencyCliff(Scenario):
     name = "latency cliff"
     expected_regime = "latency"
     works_fix, wasted_fix = "bigger_batch", "faster_gpu"
-    lever_text = {"bigger_batch": "serve a micro-batch per call", "faster_gpu": "more FLOP/s (all cores / TF32)"}
+    lever_text = {"bigger_batch": "serve a micro-batch per call", "faster_gpu": "more FLOP/s (cores / tensor cores)"}
 
     def __init__(self, layers: int = 32, width: int = 32, micro_batch: int = 64, **kwargs):
         super().__init__(**kwargs)
+        self._mode = self.faster_gpu_mode()
+        how = {"all cores": "all cores", "tf32": "TF32 tensor cores", "fp16": "fp16 tensor cores"}[self._mode]
+        self.lever_text = {**type(self).lever_text, "faster_gpu": f"more FLOP/s ({how})"}  # what it does here
         self.layers = v.integer(layers, "layers", "Linear+ReLU pairs", low=1)
         self.width = v.integer(width, "width", "features", low=1)
         self.micro_batch = v.integer(micro_batch, "micro_batch", "requests", low=2)
@@ -586,16 +591,34 @@ class LatencyCliff(Scenario):
         pairs = [m for _ in range(self.layers) for m in (torch.nn.Linear(self.width, self.width), torch.nn.ReLU())]
         return torch.nn.Sequential(*pairs).to(self.device).eval()
 
+    def faster_gpu_mode(self) -> str:
+        """How ``faster_gpu`` adds FLOP/s here: "all cores" on the CPU, "tf32" tensor cores on a GPU of compute
+        capability 8.0 or later, "fp16" tensor cores below it (a T4 or V100 has no TF32: it would change nothing).
+
+        >>> LatencyCliff(device="cpu").faster_gpu_mode()
+        'all cores'
+        """
+        from efflab.hardware import TF32_BF16_MIN_CAPABILITY, cuda_capability
+
+        if self.device.type == "cpu":
+            return "all cores"
+        capability = cuda_capability(self.device)
+        return "tf32" if capability is None or capability >= TF32_BF16_MIN_CAPABILITY else "fp16"
+
     @contextmanager
     def _more_flops(self, on: bool):
+        import torch
 
-        if self.device.type == "cuda":
-            from efflab.hardware import fp32_math
+        from efflab.hardware import fp32_math
 
+        if self._mode == "all cores":
+            with _threads(None if on else self.threads):
+                yield
+        elif self._mode == "tf32":
             with fp32_math(tf32=bool(on)):
                 yield
-        else:
-            with _threads(None if on else self.threads):
+        else:  # fp16 autocast: the tensor cores of a GPU without TF32
+            with fp32_math(tf32=False), torch.autocast("cuda", dtype=torch.float16, enabled=bool(on)):
                 yield
 
     def run(self, variant: str = "baseline") -> ScenarioRun:

@@ -199,6 +199,26 @@ def test_a_t4_is_not_asked_for_tf32_or_bf16(fake_cuda, monkeypatch, dtype):
     assert "tf32 and bf16 not measured" in ceilings._older_gpu_note((7, 5))
 
 
+@pytest.mark.parametrize(
+    ("capability", "bf16_note", "mode", "text"),
+    [((7, 5), "emulated in fp32", "fp16", "fp16 tensor cores"), ((9, 0), None, "tf32", "TF32 tensor cores")],
+)
+def test_the_gpu_levers_and_notes_follow_the_compute_capability(
+    fake_cuda, monkeypatch, capability, bf16_note, mode, text
+):
+    """On a T4 (7.5) bf16 is flagged as emulated and the latency cliff's FLOP/s lever is fp16 tensor cores (TF32
+    would change nothing); on an H100 (9.0) bf16 is native and the lever is TF32."""
+    from efflab.scenarios import LatencyCliff
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    note = hardware.dtype_note("bf16", "cuda:0")
+    assert note is None if bf16_note is None else bf16_note in note and "this GPU is 7.5" in note
+    assert hardware.dtype_note("fp16", "cuda:0") is None and hardware.dtype_note("bf16", "cpu") is None
+    cliff = LatencyCliff(device="cuda")
+    assert cliff.faster_gpu_mode() == mode and text in cliff.lever_text["faster_gpu"]
+    assert LatencyCliff(device="cpu").lever_text["faster_gpu"] == "more FLOP/s (all cores)"
+
+
 @pytest.fixture
 def fake_events(monkeypatch, fake_cuda):
     """CUDA events and synchronisation that read the host clock: enough to run the CUDA timing path on a CPU."""
