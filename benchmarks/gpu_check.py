@@ -12,7 +12,7 @@ It records, in one run:
    scratch copy): success and seconds;
 2. ``efflab.benchmark`` against ``triton.testing.do_bench`` on a small and a large kernel (median ratio; goal within
    5 %): like for like with the L2 flush (do_bench always flushes), and without it beside;
-3. ``efflab.measure_ceilings()`` against the datasheet entry ``efflab.detect()`` found (fraction of spec per ceiling);
+3. the catalog entry's L2 size and SM count against the driver's, then ``efflab.measure_ceilings()`` against the datasheet entry ``efflab.detect()`` found (fraction of spec per ceiling);
 4. ``efflab.profile_ops`` on a transformer encoder layer, unfused (totals and top ops);
 5. an NVML energy reading (``efflab.EnergyMeter``) around a ~1 s matmul loop: joules, average watts, source.
 
@@ -108,6 +108,24 @@ def compare_with_do_bench(torch) -> list[str]:
     return lines
 
 
+def spec_vs_device(torch) -> list[str]:
+    """The catalog entry against what the driver reports: the L2 size (the H200 entry's 50 MiB comes from the H100
+    whitepaper, as the H200 datasheet gives none) and the SM count behind ``exp_per_s``."""
+    from efflab.hardware import SFU_EXP_PER_CLOCK_PER_SM, spec_for
+
+    spec, why = spec_for("cuda:0")
+    props = torch.cuda.get_device_properties(0)
+    lines = [f"name: {props.name}; capability {props.major}.{props.minor}; spec: {why}", ""]
+    lines += ["| figure | driver | catalog |", "|---|---|---|"]
+    catalog_l2 = f"{spec.l2_bytes / 2**20:.1f} MiB" if spec is not None and spec.l2_bytes else "-"
+    lines.append(f"| L2 | {props.L2_cache_size / 2**20:.1f} MiB | {catalog_l2} |")
+    sms = spec.sources.get("exp_per_s", "-").split(" SMs")[0] if spec is not None else "-"
+    lines.append(f"| SMs | {props.multi_processor_count} | {sms} |")
+    lines.append(f"| memory | {props.total_memory / 1e9:.1f} GB | - |")
+    lines.append(f"(exp per clock per SM assumed: {SFU_EXP_PER_CLOCK_PER_SM})")
+    return lines
+
+
 def ceilings_vs_datasheet() -> list[str]:
     import efflab
 
@@ -166,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available():
         report = [f"# efflab GPU check: {torch.cuda.get_device_name(0)}, torch {torch.__version__}", ""]
         sections = [
+            ("catalog entry vs the driver's figures", lambda: spec_vs_device(torch)),
             ("benchmark vs triton.testing.do_bench", lambda: compare_with_do_bench(torch)),
             ("measured ceilings vs datasheet", ceilings_vs_datasheet),
             ("profile_ops on a transformer block", lambda: profile_block(torch)),

@@ -33,6 +33,8 @@ op pays, added to its time).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import math
 import os
 import re
@@ -53,6 +55,7 @@ __all__ = [
     "add_cli",
     "cache_sizes_bytes",
     "dram_set_sizes",
+    "machine_roofline",
     "measure",
     "measure_ceilings",
     "measure_exp_rate",
@@ -589,6 +592,46 @@ def measure_ceilings(device=None, dtypes=None, quick: bool = False) -> Roofline:
     True
     """
     return measure(device=device, dtypes=dtypes, quick=quick).roofline
+
+
+def machine_roofline(device="cpu", threads: int | None = None) -> Roofline:
+    """This machine's measured roofline (``measure_ceilings(quick=True)``), measured once per process for each device
+    and CPU thread count: every chapter, lab and scenario that asks again gets the same object.
+
+    ``threads``: on the CPU, measure with torch pinned to that many threads, so that a job pinned the same way is
+    judged against the peak and bandwidth of the cores it runs on (a one-thread matmul at 76 % of one core is not
+    "38 % MFU" of a two-core machine). None: torch's current thread count. Ignored on CUDA, where "cuda" and the
+    current "cuda:N" are the same device and share one measurement.
+
+    Examples
+    --------
+    >>> roof = machine_roofline("cpu", threads=1)  # doctest: +SKIP
+    >>> roof is machine_roofline("cpu", threads=1)  # doctest: +SKIP
+    True
+    """
+    text = str(device)
+    if text.startswith("cuda"):
+        import torch
+
+        index = torch.device(text).index
+        text, threads = f"cuda:{torch.cuda.current_device() if index is None else index}", None
+    elif text != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+    elif threads is not None:
+        threads = v.integer(threads, "threads", "CPU threads", low=1)
+    return _machine_roofline(text, threads)
+
+
+@functools.lru_cache(maxsize=8)
+def _machine_roofline(device: str, threads: int | None) -> Roofline:
+    if threads is None:
+        return measure_ceilings(device=device, quick=True)
+    with torch_threads(threads):
+        roof = measure_ceilings(device=device, quick=True)
+    return dataclasses.replace(roof, name=f"this CPU, {threads} thread{'s' if threads > 1 else ''} (measured)")
+
+
+machine_roofline.cache_clear = _machine_roofline.cache_clear
 
 
 def _plot(roof: Roofline, path: str) -> None:

@@ -21,6 +21,7 @@ from efflab.opcost import DTYPE_BYTES
 from efflab.roofline import Roofline
 
 __all__ = [
+    "ALL_GPUS",
     "CATALOG",
     "Device",
     "cpu_bandwidth_bytes_per_s",
@@ -33,6 +34,7 @@ __all__ = [
     "fp32_math",
     "get_device",
     "is_mig_slice",
+    "MORE_GPUS",
     "match_gpu_name",
     "parse_cpuinfo",
     "spec_for",
@@ -126,7 +128,8 @@ def _gpu(name, year, peaks, bandwidth, tdp_w, l2_bytes, datasheet, notes, vector
     """A catalog GPU. ``vector`` = (fp32, fp16, bf16 or None, source) non-Tensor-Core peaks in FLOP/s; ``sm_clock`` =
     (SMs, boost clock in Hz, source) from which the SFU exponential rate follows."""
     sources = {f"peak_flops_per_s.{dtype}": f"{datasheet} (dense)" for dtype in peaks}
-    sources |= {key: datasheet for key in _FIELDS}
+    given = dict(zip(_FIELDS, (bandwidth, tdp_w, l2_bytes, year), strict=True))
+    sources |= {key: datasheet for key in _FIELDS if given[key] is not None}
     vector_peaks, exp_per_s = {}, None
     if vector is not None:
         *rates, where = vector
@@ -254,7 +257,10 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
             50 * 2**20,
             "NVIDIA H200 Tensor Core GPU datasheet (SXM; same Hopper compute as H100 SXM, 4.8 TB/s HBM3e)",
             {
-                "l2_bytes": "NVIDIA H100 architecture whitepaper (same GH100 die: 50 MB L2)",
+                "l2_bytes": (
+                    "NVIDIA H100 architecture whitepaper (same GH100 die as H100 SXM5: 50 MB L2; the H200 datasheet "
+                    "gives none: benchmarks/gpu_check.py sets the driver's figure beside it)"
+                ),
                 "year": "shipping 2024 (announced November 2023)",
             },
             _HOPPER_VECTOR,
@@ -262,6 +268,98 @@ CATALOG: Mapping[str, Device] = MappingProxyType(
         ),
     }
 )
+
+
+# Variants of the catalog's GPUs and other common cloud GPUs, so that the spec set beside a measurement is the right
+# one; the chapters' figures and tables use the curated CATALOG above (one entry per generation and tier). Not here:
+# the A10G (an AWS part with no NVIDIA datasheet), GH200 (its figures depend on the module's power setting), MIG
+# slices. Sparse datasheet figures (*) are halved, as above.
+_H100_BRIEF = "NVIDIA H100 PCIe GPU product brief PB-11133-001 (TF32 756*, FP16/BF16 1513*, INT8 3026* sparse)"
+_H100_NVL_SHEET = (
+    "NVIDIA H100 Tensor Core GPU datasheet, H100 NVL column (per GPU: TF32 835*, FP16/BF16 1671*, INT8 3341*)"
+)
+_H200_NVL_SHEET = (
+    "NVIDIA H200 Tensor Core GPU datasheet, H200 NVL column (per GPU: TF32 835*, FP16/BF16 1671*, INT8 3341*)"
+)
+_A100_PCIE = "NVIDIA A100 Tensor Core GPU datasheet, PCIe columns (same compute as SXM; sparse figures * are 2x)"
+_HOPPER_L2 = "NVIDIA H100 Tensor Core GPU architecture whitepaper (50 MB L2 on H100 SXM5 and PCIe)"
+_AMPERE_PEAKS = {"fp32": 19.5e12, "tf32": 156e12, "fp16": 312e12, "bf16": 312e12, "int8": 624e12, "int4": 1248e12}
+MORE_GPUS: Mapping[str, Device] = MappingProxyType(
+    {
+        "A10": _gpu(
+            "NVIDIA A10",
+            2021,
+            {"fp32": 31.2e12, "tf32": 62.5e12, "fp16": 125e12, "bf16": 125e12, "int8": 250e12, "int4": 500e12},
+            600e9,
+            150.0,
+            6 * 2**20,
+            "NVIDIA A10 Tensor Core GPU datasheet (TF32 125*, FP16/BF16 250*, INT8 500*, INT4 1000* sparse)",
+            {"l2_bytes": "NVIDIA Ampere GA102 GPU architecture whitepaper (6 MB L2)", "year": "GTC, April 2021"},
+        ),
+        "A100 40GB PCIe": _gpu(
+            "NVIDIA A100 40GB PCIe",
+            2020,
+            _AMPERE_PEAKS,
+            1555e9,
+            250.0,
+            40 * 2**20,
+            _A100_PCIE,
+            {"l2_bytes": "NVIDIA A100 Tensor Core GPU architecture whitepaper (40 MB L2)", "year": "June 2020"},
+        ),
+        "A100 80GB PCIe": _gpu(
+            "NVIDIA A100 80GB PCIe",
+            2021,
+            _AMPERE_PEAKS,
+            1935e9,
+            300.0,
+            40 * 2**20,
+            _A100_PCIE,
+            {"l2_bytes": "NVIDIA A100 Tensor Core GPU architecture whitepaper (40 MB L2)", "year": "June 2021"},
+        ),
+        "L40S": _gpu(
+            "NVIDIA L40S",
+            2023,
+            {"fp32": 91.6e12, "tf32": 183e12, "fp16": 362.05e12, "bf16": 362.05e12, "int8": 733e12},
+            864e9,
+            350.0,
+            None,
+            "NVIDIA L40S datasheet (TF32 366*, FP16/BF16 733*, INT8 1466* sparse; no L2 size given)",
+            {"year": "SIGGRAPH, August 2023"},
+        ),
+        "H100 PCIe": _gpu(
+            "NVIDIA H100 PCIe",
+            2022,
+            {"fp32": 51e12, "tf32": 378e12, "fp16": 756e12, "bf16": 756e12, "int8": 1513e12},
+            2.0e12,
+            350.0,
+            50 * 2**20,
+            _H100_BRIEF,
+            {"l2_bytes": _HOPPER_L2, "year": "shipping 2022 (announced GTC, March 2022)"},
+        ),
+        "H100 NVL": _gpu(
+            "NVIDIA H100 NVL",
+            2023,
+            {"fp32": 60e12, "tf32": 417.5e12, "fp16": 835.5e12, "bf16": 835.5e12, "int8": 1670.5e12},
+            3.9e12,
+            400.0,
+            None,
+            _H100_NVL_SHEET,
+            {"tdp_w": f"{_H100_NVL_SHEET}: 350-400 W (configurable)", "year": "GTC, March 2023"},
+        ),
+        "H200 NVL": _gpu(
+            "NVIDIA H200 NVL",
+            2024,
+            {"fp32": 60e12, "tf32": 417.5e12, "fp16": 835.5e12, "bf16": 835.5e12, "int8": 1670.5e12},
+            4.8e12,
+            600.0,
+            None,
+            _H200_NVL_SHEET,
+            {"tdp_w": f"{_H200_NVL_SHEET}: up to 600 W (configurable)", "year": "November 2024"},
+        ),
+    }
+)
+# Every datasheet efflab knows: the course's CATALOG and the variants above. get_device and spec_for look here.
+ALL_GPUS: Mapping[str, Device] = MappingProxyType({**CATALOG, **MORE_GPUS})
 
 
 def _norm(text: str) -> str:
@@ -288,36 +386,39 @@ _ALIASES = {
 
 
 def match_gpu_name(name: str) -> str | None:
-    """The catalog key for a GPU name as ``torch.cuda.get_device_name()`` prints it, or None if not in the catalog.
+    """The :data:`ALL_GPUS` key for a GPU name as ``torch.cuda.get_device_name()`` prints it, or None if unknown.
 
-    PCIe and NVL variants have other clocks, power and bandwidth, so they do not match the SXM entries; nor does a MIG
-    slice, which has a fraction of the GPU's units and bandwidth.
+    PCIe and NVL variants have other clocks, power and bandwidth than the SXM parts, so each has its own entry; a MIG
+    slice, which has a fraction of the GPU's units and bandwidth, matches nothing.
 
     Examples
     --------
     >>> match_gpu_name("NVIDIA H100 80GB HBM3"), match_gpu_name("Tesla T4"), match_gpu_name("NVIDIA H100 PCIe")
-    ('H100 SXM', 'T4', None)
-    >>> match_gpu_name("NVIDIA A100-SXM4-40GB MIG 1g.5gb"), match_gpu_name("NVIDIA H100 NVL")
+    ('H100 SXM', 'T4', 'H100 PCIe')
+    >>> match_gpu_name("NVIDIA A100-SXM4-40GB MIG 1g.5gb"), match_gpu_name("NVIDIA A10G")
     (None, None)
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string; got {type(name).__name__}")
     low = name.lower()
-    if "pcie" in low or "nvl" in low or is_mig_slice(name):
+    if is_mig_slice(name):
         return None
+    pcie, nvl = "pcie" in low, re.search(r"\bnvl\b", low) is not None
     if re.search(r"\bh200\b", low):
-        return "H200 SXM"
+        return "H200 NVL" if nvl else None if pcie else "H200 SXM"
     if re.search(r"\bh100\b", low):
-        return "H100 SXM"
+        return "H100 NVL" if nvl else "H100 PCIe" if pcie else "H100 SXM"
     if "a100" in low:
-        return "A100 80GB SXM" if "80gb" in low else "A100 40GB SXM" if "40gb" in low else None
-    if re.search(r"\bv100\b", low) and "sxm" in low:
-        return "V100 SXM2"
-    if re.search(r"\bt4\b", low):
-        return "T4"
-    if re.search(r"\bl4\b", low):
-        return "L4"
-    return None
+        size = "80GB" if "80gb" in low else "40GB" if "40gb" in low else None
+        return None if size is None or nvl else f"A100 {size} {'PCIe' if pcie else 'SXM'}"
+    checks = (
+        (r"\bv100\b.*\bsxm", "V100 SXM2"),
+        (r"\bt4\b", "T4"),
+        (r"\bl40s\b", "L40S"),
+        (r"\bl4\b", "L4"),
+        (r"\ba10\b", "A10"),
+    )
+    return next((key for pattern, key in checks if re.search(pattern, low) and not (pcie or nvl)), None)
 
 
 def get_device(name: str) -> Device:
@@ -334,11 +435,11 @@ def get_device(name: str) -> Device:
     2039000000000.0
     """
     if not isinstance(name, str):
-        raise TypeError(f"name must be a string naming a device, one of {list(CATALOG)}; got {type(name).__name__}")
-    key = {_norm(k): k for k in CATALOG}.get(_norm(name)) or _ALIASES.get(_norm(name)) or match_gpu_name(name)
+        raise TypeError(f"name must be a string naming a device, one of {list(ALL_GPUS)}; got {type(name).__name__}")
+    key = {_norm(k): k for k in ALL_GPUS}.get(_norm(name)) or _ALIASES.get(_norm(name)) or match_gpu_name(name)
     if key is None:
-        raise ValueError(f"name {name!r} is not in the catalog; known devices: {', '.join(CATALOG)}")
-    return CATALOG[key]
+        raise ValueError(f"name {name!r} is not in the catalog; known devices: {', '.join(ALL_GPUS)}")
+    return ALL_GPUS[key]
 
 
 # --- CPU estimate -----------------------------------------------------------------------------------------------------
@@ -669,10 +770,10 @@ def spec_for(device=None) -> tuple[Device | None, str]:
     key = match_gpu_name(name)
     if key is None:
         return None, (
-            f"{name!r} is not in the efflab catalog ({', '.join(CATALOG)}): no datasheet to compare with; "
+            f"{name!r} is not in the efflab catalog ({', '.join(ALL_GPUS)}): no datasheet to compare with; "
             "build a Device from its datasheet to get one"
         )
-    return CATALOG[key], f"datasheet of the {key}"
+    return ALL_GPUS[key], f"datasheet of the {key}"
 
 
 def detect(device=None) -> Device:

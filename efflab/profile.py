@@ -39,7 +39,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import html
 import time
 from collections import defaultdict
@@ -227,11 +226,10 @@ class OpProfile:
         return self.to_table()
 
 
-@functools.lru_cache(maxsize=4)
 def _measured_roofline(device: str) -> Roofline:
-    from efflab.ceilings import measure_ceilings
+    from efflab.ceilings import machine_roofline
 
-    return measure_ceilings(device=device, quick=True)
+    return machine_roofline(device)
 
 
 def _shape(t) -> tuple:

@@ -31,7 +31,6 @@ and a busy neighbour cannot stall a multi-threaded kernel; the hardware lever th
 
 from __future__ import annotations
 
-import functools
 import warnings
 import zlib
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
+from efflab.ceilings import machine_roofline
 from efflab.dam import Diagnosis, diagnose
 from efflab.style import wrap_text
 from efflab.timing import format_time_s
@@ -243,27 +243,6 @@ class LeverTrial:
         for run, s in ((self.works, self.works_speedup), (self.wasted, self.wasted_speedup)):
             lines.append(f"  {run.variant:<14} ({self.lever_text[run.variant]}): {s:.3g}x per item")
         return wrap_text("\n".join(lines))
-
-
-@functools.lru_cache(maxsize=8)
-def machine_roofline(device: str = "cpu", threads: int | None = None):
-    """This machine's measured roofline (``measure_ceilings(quick=True)``), measured once per process, device and
-    CPU thread count.
-
-    ``threads``: on the CPU, measure with torch pinned to that many threads, so that a job pinned the same way is
-    judged against the peak and bandwidth of the cores it runs on (a one-thread matmul at 76 % of one core is not
-    "38 % MFU" of a two-core machine). None: torch's current thread count. Ignored on CUDA.
-    """
-    import dataclasses
-
-    from efflab.ceilings import measure_ceilings
-
-    if threads is None or device != "cpu":
-        return measure_ceilings(device=device, quick=True)
-    threads = v.integer(threads, "threads", "CPU threads", low=1)
-    with _threads(threads):
-        roof = measure_ceilings(device=device, quick=True)
-    return dataclasses.replace(roof, name=f"this CPU, {threads} thread{'s' if threads > 1 else ''} (measured)")
 
 
 @contextmanager

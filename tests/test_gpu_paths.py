@@ -39,6 +39,22 @@ def test_the_spec_is_the_measured_devices_own(fake_cuda, device, expected):
     assert spec is hardware.CATALOG[expected] and expected in why
 
 
+@pytest.mark.parametrize(
+    ("name", "expected", "bandwidth_bytes_per_s"),
+    [
+        ("NVIDIA H100 PCIe", "H100 PCIe", 2.0e12),
+        ("NVIDIA H100 NVL", "H100 NVL", 3.9e12),
+        ("NVIDIA L40S", "L40S", 864e9),
+    ],
+)
+def test_pcie_and_nvl_parts_get_their_own_datasheet(fake_cuda, name, expected, bandwidth_bytes_per_s):
+    """Not the SXM part's: an H100 PCIe has 60 % of the SXM's bandwidth and 76 % of its fp32 peak."""
+    fake_cuda[1] = name
+    spec, why = hardware.spec_for("cuda:1")
+    assert spec is hardware.MORE_GPUS[expected] and expected in why
+    assert spec.bandwidth_bytes_per_s == bandwidth_bytes_per_s
+
+
 def test_the_cpu_is_compared_with_the_cpu_estimate_on_a_gpu_host(fake_cuda):
     spec, why = hardware.spec_for("cpu")
     assert spec.kind == "cpu" and "estimate" in why
@@ -48,12 +64,8 @@ def test_the_cpu_is_compared_with_the_cpu_estimate_on_a_gpu_host(fake_cuda):
     "name",
     [
         "NVIDIA A10G",
-        "NVIDIA L40S",
-        "NVIDIA H100 PCIe",
-        "NVIDIA H100 NVL",
-        "NVIDIA H200 NVL",
-        "NVIDIA A100 80GB PCIe",
         "NVIDIA GH200 480GB",
+        "NVIDIA H800",
         "Tesla P100-PCIE-16GB",
     ],
 )
@@ -270,3 +282,44 @@ def test_a_gpus_dram_search_has_enough_sets_to_find_a_plateau():
     for mode in ("quick", "full"):  # an H100's 50 MiB L2: sets start at 256 MiB per array
         sizes = dram_set_sizes(50 << 20, GPU_DRAM_BUDGET_BYTES[mode], on_gpu=True)
         assert len(sizes) >= DRAM_MIN_SETS and sizes[0] == 256 << 20, [s >> 20 for s in sizes]
+
+
+def test_a_gpu_roofline_is_measured_once_whatever_the_spelling(fake_cuda, monkeypatch):
+    """Chapter 6 asks for ("cuda", threads=1), the scenarios for ("cuda", None), the op profile for "cuda:1" (the
+    current device): one measurement serves all three; another GPU gets its own."""
+    from efflab import ceilings
+    from efflab.roofline import Roofline
+
+    calls = []
+
+    def fake_measure(device=None, dtypes=None, quick=False):
+        calls.append(device)
+        return Roofline(compute={"fp32": 1e12}, memory={"dram": 1e11}, latency_s=1e-5, name=str(device))
+
+    monkeypatch.setattr(ceilings, "measure_ceilings", fake_measure)
+    ceilings.machine_roofline.cache_clear()
+    try:
+        first = ceilings.machine_roofline("cuda", threads=1)
+        assert ceilings.machine_roofline("cuda") is first is ceilings.machine_roofline(torch.device("cuda", 1))
+        assert ceilings.machine_roofline("cuda:0") is not first and calls == ["cuda:1", "cuda:0"]
+        with pytest.raises(ValueError, match="device"):
+            ceilings.machine_roofline("tpu")
+    finally:
+        ceilings.machine_roofline.cache_clear()
+
+
+def test_gpu_check_compares_the_catalog_with_the_driver(fake_cuda, monkeypatch, repo_root):
+    """The device script's first section sets the catalog's L2 and SM count beside the driver's (H200: 50 MiB in the
+    catalog from the H100 whitepaper; the driver settles it)."""
+    import importlib.util
+
+    fake_cuda[0] = "NVIDIA H200"
+    props = types.SimpleNamespace(
+        name="NVIDIA H200", major=9, minor=0, L2_cache_size=60 * 2**20, multi_processor_count=132, total_memory=143e9
+    )
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: props)
+    spec = importlib.util.spec_from_file_location("gpu_check", repo_root / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    text = "\n".join(gpu_check.spec_vs_device(torch))
+    assert "| L2 | 60.0 MiB | 50.0 MiB |" in text and "| SMs | 132 | 132 |" in text and "H200 SXM" in text

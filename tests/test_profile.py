@@ -13,6 +13,7 @@ nn = torch.nn
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count  # noqa: E402
 
+from efflab.ceilings import machine_roofline  # noqa: E402
 from efflab.profile import OpProfile, dtype_name, profile_ops  # noqa: E402
 from efflab.roofline import Roofline  # noqa: E402
 
@@ -174,9 +175,8 @@ def test_regimes_on_the_measured_roofline(measured_roofline):
 
 
 def test_default_roofline_is_measured_once(measured_roofline, monkeypatch):
-    import efflab.profile as prof_mod
 
-    prof_mod._measured_roofline.cache_clear()
+    machine_roofline.cache_clear()
     calls = []
     monkeypatch.setattr("efflab.ceilings.measure_ceilings", lambda **kw: calls.append(kw) or measured_roofline)
     a = torch.ones(3)
@@ -184,7 +184,7 @@ def test_default_roofline_is_measured_once(measured_roofline, monkeypatch):
     second = profile_ops(torch.neg, a)
     assert len(calls) == 1 and first.roofline is second.roofline is measured_roofline
     assert isinstance(first, OpProfile)
-    prof_mod._measured_roofline.cache_clear()
+    machine_roofline.cache_clear()
 
 
 def test_bad_input():

@@ -137,7 +137,7 @@ def test_mfu_uses_the_peak_of_the_threads_that_ran(monkeypatch):
         return Roofline(compute={"fp32": 1e10 * threads}, memory={"dram": 2e10}, latency_s=1e-6, name="fake")
 
     monkeypatch.setattr(ceilings, "measure_ceilings", fake_measure)
-    scenarios.machine_roofline.cache_clear()
+    ceilings.machine_roofline.cache_clear()
     try:
         one = scenarios.machine_roofline("cpu", threads=1)
         assert one.peak_flops_per_s("fp32") == 1e10 and "1 thread" in one.name
@@ -150,7 +150,7 @@ def test_mfu_uses_the_peak_of_the_threads_that_ran(monkeypatch):
         with pytest.raises(ValueError, match="threads"):
             scenarios.machine_roofline("cpu", threads=0)
     finally:
-        scenarios.machine_roofline.cache_clear()
+        ceilings.machine_roofline.cache_clear()
 
 
 # --- the chapter's expectations of the levers, judged on the runs --------------------------------------------------------
