@@ -11,7 +11,17 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["real", "positive", "nonnegative", "fraction", "integer", "choice", "scalar_or_array", "points_2d"]
+__all__ = [
+    "real",
+    "positive",
+    "nonnegative",
+    "fraction",
+    "integer",
+    "choice",
+    "broadcast",
+    "scalar_or_array",
+    "points_2d",
+]
 
 
 def _describe(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -172,6 +182,19 @@ def choice(value, name: str, allowed: Iterable[str]) -> str:
     if key not in allowed:
         raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
     return key
+
+
+def broadcast(**arrays) -> list[np.ndarray]:
+    """Broadcast validated arrays like numpy, naming the arguments when their shapes do not fit together.
+
+    >>> [a.shape for a in broadcast(flops=np.ones(3), bytes_moved=np.asarray(2.0))]
+    [(3,), (3,)]
+    """
+    try:
+        return list(np.broadcast_arrays(*arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{name} {np.shape(a)}" for name, a in arrays.items())
+        raise ValueError(f"{' and '.join(arrays)} must broadcast to one shape; got shapes {shapes}") from None
 
 
 def scalar_or_array(result: np.ndarray):

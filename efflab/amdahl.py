@@ -38,15 +38,6 @@ __all__ = [
 ]
 
 
-def _broadcast(**arrays: np.ndarray) -> list[np.ndarray]:
-    """Broadcast validated arrays, naming the arguments when their shapes do not fit together."""
-    try:
-        return list(np.broadcast_arrays(*arrays.values()))
-    except ValueError:
-        shapes = ", ".join(f"{name} {np.shape(a)}" for name, a in arrays.items())
-        raise ValueError(f"{' and '.join(arrays)} must broadcast to one shape; got {shapes}") from None
-
-
 def amdahl_speedup(fraction: ArrayLike, speedup: ArrayLike) -> float | np.ndarray:
     """Overall speedup when a fraction of the baseline time is accelerated (Amdahl's law).
 
@@ -81,7 +72,7 @@ def amdahl_speedup(fraction: ArrayLike, speedup: ArrayLike) -> float | np.ndarra
     """
     f = v.fraction(fraction, "fraction")
     s = v.positive(speedup, "speedup", "times faster", allow_inf=True)
-    f, s = _broadcast(fraction=f, speedup=s)
+    f, s = v.broadcast(fraction=f, speedup=s)
     with np.errstate(divide="ignore"):  # f = 1 and s = inf: the whole job takes no time, S = inf
         return v.scalar_or_array(1.0 / ((1.0 - f) + f / s))
 
@@ -150,7 +141,7 @@ def required_speedup(fraction: ArrayLike, target: ArrayLike) -> float | np.ndarr
     """
     f = v.real(fraction, "fraction", "fraction of 1", low=0.0, high=1.0, low_open=True)
     t = v.positive(target, "target", "times faster")
-    f, t = _broadcast(fraction=f, target=t)
+    f, t = v.broadcast(fraction=f, target=t)
     with np.errstate(divide="ignore"):
         cap = 1.0 / (1.0 - f)
     bad = t >= cap
@@ -191,7 +182,7 @@ def gustafson_speedup(fraction: ArrayLike, n: ArrayLike) -> float | np.ndarray:
     """
     f = v.fraction(fraction, "fraction")
     p = v.real(n, "n", "processors", low=1.0)
-    f, p = _broadcast(fraction=f, n=p)
+    f, p = v.broadcast(fraction=f, n=p)
     return v.scalar_or_array((1.0 - f) + f * p)
 
 
@@ -227,7 +218,7 @@ def karp_flatt(speedup: ArrayLike, n: ArrayLike) -> float | np.ndarray:
     """
     s = v.positive(speedup, "speedup", "times faster")
     p = v.real(n, "n", "processors", low=1.0, low_open=True)
-    s, p = _broadcast(speedup=s, n=p)
+    s, p = v.broadcast(speedup=s, n=p)
     return v.scalar_or_array((1.0 / s - 1.0 / p) / (1.0 - 1.0 / p))
 
 
@@ -306,7 +297,7 @@ def pipeline_speedup(stage_times_s: ArrayLike, speedups: ArrayLike, overlap: boo
     """
     t = _stages(stage_times_s)
     s = v.positive(speedups, "speedups", "times faster", allow_inf=True)
-    t, s = _broadcast(stage_times_s=t, speedups=s)
+    t, s = v.broadcast(stage_times_s=t, speedups=s)
     if t.ndim == 0 or t.shape[-1] == 0:
         raise ValueError(f"stage_times_s must be a sequence of stage times; got shape {t.shape}")
     over = _overlap(overlap)

@@ -252,10 +252,7 @@ def energy_estimate(
     level = v.choice(memory, "memory", list(MEMORY_LEVELS))
     f = v.nonnegative(flops, "flops", "FLOP")
     b = v.nonnegative(bytes_moved, "bytes_moved", "bytes")
-    try:
-        f, b = np.broadcast_arrays(f, b)
-    except ValueError:
-        raise ValueError(f"flops and bytes_moved must broadcast to one shape; got {f.shape} and {b.shape}") from None
+    f, b = v.broadcast(flops=f, bytes_moved=b)
     if ((f == 0) & (b == 0)).any():
         raise ValueError("flops and bytes_moved must not both be 0 (in FLOP and bytes): the ratio is undefined")
     e_flop_j = _FMA_PJ[key] / 2 * _PJ

@@ -57,11 +57,11 @@ class Device:
     """One machine's datasheet (or estimated) ceilings, with the source of each figure.
 
     ``sources`` maps a figure ("peak_flops_per_s.bf16", "bandwidth_bytes_per_s", "tdp_w", "l2_bytes", "year") to
-    its citation. ``ridge_point(dtype) = peak_flops_per_s[dtype] / bandwidth_bytes_per_s`` in FLOP/byte.
+    its citation. ``ridge(dtype) = peak_flops_per_s[dtype] / bandwidth_bytes_per_s`` in FLOP/byte.
 
     Examples
     --------
-    >>> round(get_device("h100").ridge_point("bf16"), 1)
+    >>> round(get_device("h100").ridge("bf16"), 1)
     295.3
     """
 
@@ -107,14 +107,19 @@ class Device:
         if self.exp_per_s is not None:
             object.__setattr__(self, "exp_per_s", float(v.positive(self.exp_per_s, "exp_per_s", "exp/s")))
 
-    def ridge_point(self, dtype: str = "fp32") -> float:
-        """Ridge point ``R_peak[dtype] / BW`` in FLOP/byte."""
+    def ridge(self, dtype: str) -> float:
+        """Ridge point ``R_peak[dtype] / BW`` in FLOP/byte, for the dtype named (there is no silent default)."""
         dtype = v.choice(dtype, "dtype", list(self.peak_flops_per_s))
         return self.peak_flops_per_s[dtype] / self.bandwidth_bytes_per_s
 
-    def roofline(self) -> Roofline:
-        """A spec-only :class:`efflab.roofline.Roofline` with one ceiling per dtype and main memory as "dram"."""
-        return Roofline.from_device(self)
+    def ridge_point(self, dtype: str) -> float:
+        """The older name of :meth:`ridge`."""
+        return self.ridge(dtype)
+
+    def roofline(self, default_dtype: str | None = None) -> Roofline:
+        """A spec-only :class:`efflab.roofline.Roofline` with one ceiling per dtype and main memory as "dram";
+        ``default_dtype`` as in :meth:`efflab.roofline.Roofline.from_device`."""
+        return Roofline.from_device(self, default_dtype)
 
 
 # Every NVIDIA SM since Volta (compute capability 7.0-9.0) computes 16 exp2 results per clock on its special-function

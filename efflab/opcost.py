@@ -2,7 +2,8 @@
 
 One function per operator family (``matmul_cost``, ``conv2d_cost``, ``attention_cost``, ``elementwise_cost``,
 ``softmax_cost``, ``layernorm_cost``, ``embedding_cost``), each returning an :class:`OpCost` whose
-``intensity_flops_per_byte`` places the operator on :class:`efflab.roofline.Roofline`.
+``intensity_flops_per_byte`` (:func:`arithmetic_intensity`, ``I = O / D_vol``) places the operator on
+:class:`efflab.roofline.Roofline`, which re-exports everything here.
 
 Conventions: a fused multiply-add counts as 2 FLOPs (as ``torch.utils.flop_counter.FlopCounterMode`` counts), and bytes
 are the *compulsory* traffic: each input read once from main memory and each output written once, as if on-chip caches
@@ -25,6 +26,7 @@ __all__ = [
     "LAYERNORM_FLOPS_PER_ROW",
     "SOFTMAX_FLOPS_PER_ELEMENT",
     "OpCost",
+    "arithmetic_intensity",
     "attention_cost",
     "conv2d_cost",
     "elementwise_cost",
@@ -51,6 +53,38 @@ def _dtype_bytes(value, name: str = "dtype_bytes") -> float:
 
 def _count(value, name: str, low: int = 1) -> int:
     return v.integer(value, name, "elements", low=low)
+
+
+def arithmetic_intensity(flops, bytes_moved):
+    """Arithmetic intensity of a kernel, ``I = O / D_vol`` in FLOP/byte.
+
+    Parameters
+    ----------
+    flops : float or array_like
+        Floating-point operations ``O`` performed (FLOP, >= 0; an FMA counts 2).
+    bytes_moved : float or array_like
+        Bytes ``D_vol`` moved between main memory and the chip (bytes, > 0).
+
+    Returns
+    -------
+    float or ndarray
+        Intensity in FLOP/byte.
+
+    References
+    ----------
+    Williams, Waterman, Patterson, CACM 2009.
+
+    Examples
+    --------
+    A 4096^3 fp16 matmul: 2*4096^3 FLOPs over 3*4096^2*2 bytes.
+
+    >>> round(arithmetic_intensity(2 * 4096**3, 3 * 4096**2 * 2), 1)
+    1365.3
+    """
+    flops = v.nonnegative(flops, "flops", "FLOP")
+    bytes_moved = v.positive(bytes_moved, "bytes_moved", "bytes")
+    flops, bytes_moved = v.broadcast(flops=flops, bytes_moved=bytes_moved)
+    return v.scalar_or_array(flops / bytes_moved)
 
 
 @dataclass(frozen=True)
@@ -80,8 +114,6 @@ class OpCost:
     @property
     def intensity_flops_per_byte(self) -> float:
         """``flops / bytes_moved`` (FLOP/byte); ValueError when no bytes move."""
-        from efflab.roofline import arithmetic_intensity  # here, not at the top: efflab.roofline re-exports this module
-
         return arithmetic_intensity(self.flops, self.bytes_moved)
 
     def __add__(self, other: OpCost) -> OpCost:

@@ -401,7 +401,7 @@ def hypervolume(points: ArrayLike, reference: ArrayLike, sense=None) -> float:
         volume = _hv(c, ref)
     if math.isinf(volume):
         raise ValueError("the hypervolume of points against reference overflows float64 (> 1.8e308); rescale them")
-    return volume
+    return float(volume)  # a Python float in any dimension (the slicing recursion yields np.float64)
 
 
 def knee_point(points: ArrayLike, sense=None, return_index: bool = False):

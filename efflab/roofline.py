@@ -14,6 +14,12 @@ and takes at least::
 The largest of the three terms names the regime (memory-, compute- or latency-bound) and so the remedy that works.
 The ridge point ``I* = R_peak / BW`` separates the memory-bound side (``I < I*``) from the compute-bound side.
 
+One vocabulary for it, in FLOP/byte: ``ridge_point(peak, bw)`` of two numbers; ``Roofline.ridge(dtype, level)`` and
+``Device.ridge(dtype)`` for a chosen ceiling pair; ``Roofline.ridge_point``, the property, at the roofline's
+defaults (``Roofline.default_dtype`` against the slowest memory level). ``Device.ridge_point(dtype)`` is the older
+name of ``Device.ridge``. Optional arguments of the laws are keyword-only, in one order: ``latency_s``, then
+``efficiency``.
+
 The FLOPs and bytes of common ML operators (``matmul_cost``, ``attention_cost``, ...) live in :mod:`efflab.opcost`;
 they stay importable from here too.
 
@@ -38,7 +44,6 @@ __all__ = [
     "Classification",
     "Remedies",
     "Roofline",
-    "arithmetic_intensity",
     "attainable_flops_per_s",
     "classify",
     "iron_law_time_s",
@@ -47,47 +52,6 @@ __all__ = [
 ] + _opcost.__all__
 
 REGIMES = ("memory", "compute", "latency")
-
-
-def _broadcast(**arrays: np.ndarray) -> list[np.ndarray]:
-    """Broadcast validated arrays, naming the arguments when their shapes do not fit together."""
-    try:
-        return list(np.broadcast_arrays(*arrays.values()))
-    except ValueError:
-        shapes = ", ".join(f"{name} {np.shape(a)}" for name, a in arrays.items())
-        raise ValueError(f"arguments must broadcast together like numpy arrays; got shapes {shapes}") from None
-
-
-def arithmetic_intensity(flops, bytes_moved):
-    """Arithmetic intensity of a kernel, ``I = O / D_vol`` in FLOP/byte.
-
-    Parameters
-    ----------
-    flops : float or array_like
-        Floating-point operations ``O`` performed (FLOP, >= 0; an FMA counts 2).
-    bytes_moved : float or array_like
-        Bytes ``D_vol`` moved between main memory and the chip (bytes, > 0).
-
-    Returns
-    -------
-    float or ndarray
-        Intensity in FLOP/byte.
-
-    References
-    ----------
-    Williams, Waterman, Patterson, CACM 2009.
-
-    Examples
-    --------
-    A 4096^3 fp16 matmul: 2*4096^3 FLOPs over 3*4096^2*2 bytes.
-
-    >>> round(arithmetic_intensity(2 * 4096**3, 3 * 4096**2 * 2), 1)
-    1365.3
-    """
-    flops = v.nonnegative(flops, "flops", "FLOP")
-    bytes_moved = v.positive(bytes_moved, "bytes_moved", "bytes")
-    flops, bytes_moved = _broadcast(flops=flops, bytes_moved=bytes_moved)
-    return v.scalar_or_array(flops / bytes_moved)
 
 
 def ridge_point(peak_flops_per_s, bandwidth_bytes_per_s):
@@ -116,7 +80,7 @@ def ridge_point(peak_flops_per_s, bandwidth_bytes_per_s):
     """
     peak = v.positive(peak_flops_per_s, "peak_flops_per_s", "FLOP/s")
     bw = v.positive(bandwidth_bytes_per_s, "bandwidth_bytes_per_s", "bytes/s")
-    peak, bw = _broadcast(peak_flops_per_s=peak, bandwidth_bytes_per_s=bw)
+    peak, bw = v.broadcast(peak_flops_per_s=peak, bandwidth_bytes_per_s=bw)
     return v.scalar_or_array(peak / bw)
 
 
@@ -147,7 +111,7 @@ def attainable_flops_per_s(intensity, peak_flops_per_s, bandwidth_bytes_per_s):
     intensity = v.nonnegative(intensity, "intensity", "FLOP/byte")
     peak = v.positive(peak_flops_per_s, "peak_flops_per_s", "FLOP/s")
     bw = v.positive(bandwidth_bytes_per_s, "bandwidth_bytes_per_s", "bytes/s")
-    intensity, peak, bw = _broadcast(intensity=intensity, peak_flops_per_s=peak, bandwidth_bytes_per_s=bw)
+    intensity, peak, bw = v.broadcast(intensity=intensity, peak_flops_per_s=peak, bandwidth_bytes_per_s=bw)
     return v.scalar_or_array(np.minimum(peak, intensity * bw))
 
 
@@ -161,7 +125,7 @@ def _terms(flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, efficien
     bw = v.positive(bandwidth_bytes_per_s, "bandwidth_bytes_per_s", "bytes/s")
     efficiency = v.fraction(efficiency, "efficiency", open_low=True)
     latency_s = v.nonnegative(latency_s, "latency_s", "s")
-    arrays = _broadcast(
+    arrays = v.broadcast(
         flops=flops,
         bytes_moved=bytes_moved,
         peak_flops_per_s=peak,
@@ -178,10 +142,11 @@ def iron_law_time_s(
     bytes_moved,
     peak_flops_per_s,
     bandwidth_bytes_per_s,
-    efficiency=1.0,
+    *,
     latency_s=0.0,
+    efficiency=1.0,
     overlap: bool = True,
-):
+) -> float | np.ndarray:
     """Lower bound on a kernel's run time from the iron law, in seconds.
 
     ``T = max(D_vol/BW, O/(R_peak*eta)) + L_lat`` when transfer and compute overlap, and
@@ -195,11 +160,11 @@ def iron_law_time_s(
         Bytes ``D_vol`` moved to and from main memory (bytes, >= 0).
     peak_flops_per_s, bandwidth_bytes_per_s : float or array_like
         ``R_peak`` (FLOP/s, > 0) and ``BW`` (bytes/s, > 0).
-    efficiency : float or array_like
-        Fraction ``eta_hw`` of the compute peak the kernel reaches (0 < eta <= 1).
-    latency_s : float or array_like
+    latency_s : float or array_like, keyword-only
         Fixed dispatch/launch latency ``L_lat`` (s, >= 0).
-    overlap : bool
+    efficiency : float or array_like, keyword-only
+        Fraction ``eta_hw`` of the compute peak the kernel reaches (0 < eta <= 1).
+    overlap : bool, keyword-only
         Whether transfer and compute overlap (max) or serialize (sum).
 
     Returns
@@ -260,7 +225,9 @@ class Classification:
         return remedies(self.regime)
 
 
-def classify(flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, latency_s=0.0, efficiency=1.0):
+def classify(
+    flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, *, latency_s=0.0, efficiency=1.0
+) -> Classification:
     """Classify a kernel as memory-, compute- or latency-bound by its largest iron-law term.
 
     ``regime = argmax(D_vol/BW, O/(R_peak*eta), L_lat)``; ``time_s`` is the overlapped iron law.
@@ -273,9 +240,9 @@ def classify(flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, latenc
         Bytes ``D_vol`` moved (bytes, > 0: every kernel reads or writes something).
     peak_flops_per_s, bandwidth_bytes_per_s : float or array_like
         ``R_peak`` (FLOP/s, > 0) and ``BW`` (bytes/s, > 0).
-    latency_s : float or array_like
+    latency_s : float or array_like, keyword-only
         Dispatch latency ``L_lat`` (s, >= 0).
-    efficiency : float or array_like
+    efficiency : float or array_like, keyword-only
         ``eta_hw`` (0 < eta <= 1).
 
     Returns
@@ -479,15 +446,15 @@ class Roofline:
         return attainable_flops_per_s(intensity, self.peak_flops_per_s(dtype), self.bandwidth_bytes_per_s(level))
 
     def ridge(self, dtype: str | None = None, level: str | None = None) -> float:
-        """Ridge point ``R_peak / BW`` for a dtype and memory level (FLOP/byte)."""
+        """Ridge point ``R_peak[dtype] / BW[level]`` (FLOP/byte); ``default_dtype`` and the slowest level when None."""
         return self.peak_flops_per_s(dtype) / self.bandwidth_bytes_per_s(level)
 
     @property
     def ridge_point(self) -> float:
-        """Ridge point of the default dtype against the slowest memory level (FLOP/byte)."""
+        """``ridge()`` at the defaults: ``default_dtype`` against the slowest memory level (FLOP/byte)."""
         return self.ridge()
 
-    def time_s(self, flops, bytes_moved, dtype=None, level=None, efficiency=1.0, overlap=True):
+    def time_s(self, flops, bytes_moved, *, dtype=None, level=None, efficiency=1.0, overlap=True):
         """Iron-law time in seconds on this roofline, adding ``latency_s`` when known."""
         return iron_law_time_s(
             flops,
@@ -499,7 +466,7 @@ class Roofline:
             overlap=overlap,
         )
 
-    def classify(self, flops, bytes_moved, dtype=None, level=None, efficiency=1.0) -> Classification:
+    def classify(self, flops, bytes_moved, *, dtype=None, level=None, efficiency=1.0) -> Classification:
         """Regime of a kernel on this roofline (see :func:`classify`), using ``latency_s`` when known."""
         return classify(
             flops,
@@ -511,8 +478,18 @@ class Roofline:
         )
 
     @classmethod
-    def from_device(cls, device) -> Roofline:
-        """A spec-only roofline from a :class:`efflab.hardware.Device` catalog entry (main memory as "dram")."""
+    def from_device(cls, device, default_dtype: str | None = None) -> Roofline:
+        """A spec-only roofline from a :class:`efflab.hardware.Device` catalog entry (main memory as "dram").
+
+        ``default_dtype`` is the dtype that ``peak_flops_per_s()``, ``ridge()`` and ``ridge_point`` use when given
+        none: by default the device's first, which is "fp32" for every catalog GPU (an H100's fp32 ridge point is
+        20 FLOP/byte, its bf16 one 295).
+
+        >>> from efflab.hardware import get_device
+        >>> h100 = get_device("h100")
+        >>> Roofline.from_device(h100).default_dtype, round(Roofline.from_device(h100, "bf16").ridge_point)
+        ('fp32', 295)
+        """
         sources = device.sources
         compute = {
             dtype: Ceiling(
@@ -536,4 +513,4 @@ class Roofline:
             )
         }
         label = "estimated" if device.estimated else "datasheet"
-        return cls(compute=compute, memory=memory, name=f"{device.name} ({label})")
+        return cls(compute=compute, memory=memory, name=f"{device.name} ({label})", default_dtype=default_dtype)

@@ -488,7 +488,8 @@ def timer(sync: bool | None = None) -> Iterator[TimerResult]:
     Parameters
     ----------
     sync : bool, optional
-        Force (True) or skip (False) the CUDA synchronisation; default: when torch has initialised CUDA.
+        Force (True) or skip (False) the CUDA synchronisation; default: when torch has initialised CUDA. True without
+        a CUDA device raises ``ValueError``.
 
     Yields
     ------
@@ -503,16 +504,27 @@ def timer(sync: bool | None = None) -> Iterator[TimerResult]:
     >>> 0.01 <= t.elapsed_s < 1.0
     True
     """
-    do_sync = _cuda_in_use() if sync is None else bool(sync)
-    result = TimerResult(device="cuda" if do_sync else "cpu")
+    if sync is not None and not isinstance(sync, bool):
+        raise TypeError(f"sync must be True, False or None; got {sync!r}")
+    do_sync = _cuda_in_use() if sync is None else sync
+    cuda = None
     if do_sync:
-        sys.modules["torch"].cuda.synchronize()
+        try:
+            import torch
+        except ImportError:
+            raise ValueError("sync=True needs torch with CUDA; torch is not installed") from None
+        if not torch.cuda.is_available():
+            raise ValueError("sync=True needs a CUDA device; torch sees none (use sync=None or False on a CPU)")
+        cuda = torch.cuda
+    result = TimerResult(device="cuda" if do_sync else "cpu")
+    if cuda is not None:
+        cuda.synchronize()
     start = time.perf_counter()
     try:
         yield result
     finally:
-        if do_sync:
-            sys.modules["torch"].cuda.synchronize()
+        if cuda is not None:
+            cuda.synchronize()
         result.elapsed_s = time.perf_counter() - start
 
 

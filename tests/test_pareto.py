@@ -287,3 +287,10 @@ def test_knee_returns_a_copy():
     pts = np.array([[0.0, 10.0], [1.0, 2.0], [10.0, 0.0]])
     knee_point(pts)[:] = -1
     assert pts[1].tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4])
+def test_hypervolume_is_a_python_float_in_every_dimension(m):
+    points = np.full((1, m), 1.0)
+    volume = hypervolume(points, reference=np.full(m, 3.0))
+    assert type(volume) is float and volume == 2.0**m  # one box of side 2

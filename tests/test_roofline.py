@@ -353,3 +353,18 @@ def test_op_costs_are_still_served_from_roofline():
 
     for name in opcost.__all__:
         assert getattr(roofline, name) is getattr(opcost, name) and name in roofline.__all__
+
+
+def test_optional_law_arguments_are_keyword_only_and_in_one_order():
+    """A positional latency once became the efficiency of iron_law_time_s (compute time x 1e6, silently)."""
+    import inspect
+
+    with pytest.raises(TypeError):
+        iron_law_time_s(1e12, 1e9, 1e12, 1e11, 1e-6)
+    with pytest.raises(TypeError):
+        classify(1e12, 1e9, 1e12, 1e11, 1e-6)
+    law = inspect.signature(iron_law_time_s).parameters
+    regime = inspect.signature(classify).parameters
+    optional = [name for name, p in law.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert optional[:2] == [name for name, p in regime.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert iron_law_time_s(1e12, 1e9, 1e12, 1e11, latency_s=1.0, efficiency=0.5) == 3.0  # 1e12 / (1e12 * 0.5) + 1

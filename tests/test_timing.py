@@ -183,3 +183,21 @@ def test_cuda_events_and_l2_flush():
     with timer() as t:
         torch.matmul(a, a)
     assert t.device == "cuda" and t.elapsed_s >= m.min_s * 0.5
+
+
+def test_timer_sync_true_without_cuda_names_the_argument(monkeypatch):
+    """sync=True once raised KeyError: 'torch' when torch was not imported yet; now it says what it needs."""
+    import torch
+
+    from efflab.timing import timer
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="sync=True needs a CUDA device"):
+        with timer(sync=True):
+            pass
+    with pytest.raises(TypeError, match="sync"):
+        with timer(sync="yes"):
+            pass
+    with timer(sync=False) as t:
+        pass
+    assert t.device == "cpu" and t.elapsed_s >= 0
