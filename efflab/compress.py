@@ -28,7 +28,6 @@ import copy
 import math
 import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import pairwise
@@ -38,6 +37,7 @@ import numpy as np
 
 from efflab import _validate as v
 from efflab.pareto import pareto_mask
+from efflab.timing import torch_threads
 
 __all__ = [
     "DEFAULT_WIDTHS",
@@ -93,20 +93,6 @@ _DTYPES = ("fp32", "fp16", "bf16")
 # Distillation settings: chosen on 5 seeds of the 64-32-10 and 64-16-10 students (T in 1..8, alpha 0.5/0.9, lr 3e-3 /
 # 1e-2); T = 2, alpha = 0.5 at lr = 1e-2 was among the best and never worse than labels alone by more than noise.
 DISTILL_SETTINGS = {"temperature": 2.0, "alpha": 0.5, "lr": 1e-2, "epochs": 30}
-
-
-@contextmanager
-def _threads(n: int | None):
-    """Run torch on ``n`` threads (restored afterwards): one thread makes float sums, hence accuracy, reproducible."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _torch_dtype(name: str):
@@ -309,7 +295,7 @@ def train(
     gen = torch.Generator().manual_seed(v.integer(seed, "seed"))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     n = data.n_train
-    with _threads(1):
+    with torch_threads(1):
         model.train()
         for _ in range(epochs):
             perm = torch.randperm(n, generator=gen)
@@ -628,7 +614,7 @@ def distill(teacher, data: DigitsData, widths: Sequence[int], **train_kwargs) ->
     """
     import torch
 
-    with torch.no_grad(), _threads(1):
+    with torch.no_grad(), torch_threads(1):
         soft = teacher(data.x_train)
     student = make_mlp(widths, seed=train_kwargs.pop("seed", 0))
     r = train(student, data, soft_targets=soft, **train_kwargs)
@@ -687,7 +673,7 @@ def evaluate(model, data: DigitsData, dtype: str = "fp32") -> float:
     """
     import torch
 
-    with torch.inference_mode(), _threads(1):
+    with torch.inference_mode(), torch_threads(1):
         pred = model(data.x_test.to(_torch_dtype(dtype))).argmax(dim=1)
     return float((pred == data.y_test).double().mean())
 
@@ -715,7 +701,7 @@ def measure_latency(
     x = data.x_test[:b].to(_torch_dtype(dtype)).contiguous()
     if device != "cpu":
         model, x = copy.deepcopy(model).to(device), x.to(device)
-    with torch.inference_mode(), _threads(threads if device == "cpu" else None), warnings.catch_warnings():
+    with torch.inference_mode(), torch_threads(threads if device == "cpu" else None), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the high-variance warning: the IQR stays in the Measurement
         return benchmark(model, x, **{"min_run_s": 0.1, **bench})
 

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from efflab import _validate as v
-from efflab.style import wrap_text
+from efflab.style import format_si, wrap_text
 
 __all__ = [
     "HAN_2015_PJ_PER_32BIT",
@@ -146,10 +146,7 @@ def _dtype(dtype: str) -> str:
 
 def _fmt_j(energy_j: float) -> str:
     """Format joules with an SI prefix for display (pJ to J)."""
-    for scale, unit in ((1.0, "J"), (1e-3, "mJ"), (1e-6, "µJ"), (1e-9, "nJ")):
-        if abs(energy_j) >= scale:
-            return f"{energy_j / scale:.4g} {unit}"
-    return f"{energy_j / 1e-12:.4g} pJ"
+    return format_si(energy_j, "J", 4, prefixes=("p", ""))
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from efflab import _validate as v
 from efflab.ceilings import machine_roofline
 from efflab.dam import Diagnosis, diagnose
 from efflab.style import wrap_text
-from efflab.timing import format_time_s
+from efflab.timing import format_time_s, torch_threads
 
 __all__ = [
     "ComputeWall",
@@ -243,20 +243,6 @@ class LeverTrial:
         for run, s in ((self.works, self.works_speedup), (self.wasted, self.wasted_speedup)):
             lines.append(f"  {run.variant:<14} ({self.lever_text[run.variant]}): {s:.3g}x per item")
         return wrap_text("\n".join(lines))
-
-
-@contextmanager
-def _threads(n: int | None):
-    """Pin torch's CPU intra-op threads to ``n`` inside the block (None: leave as is)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _median_s(fn, *args, min_run_s: float) -> float:
@@ -459,7 +445,7 @@ class StarvingAccelerator(Scenario):
         if "cache_dataset" in variants:  # paid once, before the epochs: not part of an epoch's time
             cache = torch.cat([self._batch(i) for i in range(self.batches)])
         steps = {k: [] for k in variants}  # (data, compute, idle) per batch, seconds
-        with _threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
+        with torch_threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
             for model in models.values():
                 model(self._batch(0))  # warm-up: lazy initialisation, allocator
             for _ in range(rounds):
@@ -591,7 +577,7 @@ class LatencyCliff(Scenario):
         from efflab.hardware import fp32_math
 
         if self._mode == "all cores":
-            with _threads(None if on else self.threads):
+            with torch_threads(None if on else self.threads):
                 yield
         elif self._mode == "tf32":
             with fp32_math(tf32=bool(on)):
@@ -692,7 +678,7 @@ class ComputeWall(Scenario):
         fn = self.fused if variant == "fuse_kernels" else self.unfused
         x, w, b = self.tensors(variant)
         one = torch.ones(1, device=self.device)
-        with _threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
+        with torch_threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
             wall = _median_s(fn, x, w, b, min_run_s=self.min_run_s)
             floor = _median_s(torch.add, one, one, min_run_s=0.05)
             flops, nbytes, ops = self._profile(fn, x, w, b)

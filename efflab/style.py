@@ -72,11 +72,20 @@ STYLE_RC: Mapping[str, object] = MappingProxyType(
 _PREFIXES = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
 
 
-def format_si(value: float, unit: str = "", digits: int = 3) -> str:
+def format_si(
+    value: float,
+    unit: str = "",
+    digits: int = 3,
+    *,
+    trailing_zeros: bool = False,
+    prefixes: tuple[str, str] = ("f", "E"),
+) -> str:
     """Format a number with an SI prefix for display: ``format_si(1.2e11, "FLOP/s") == "120 GFLOP/s"``.
 
-    The prefix is the power of 1000 at or below ``|value|`` (f to E); the mantissa keeps ``digits`` significant
-    figures. Zero prints as ``"0"`` plus the unit.
+    The prefix is the power of 1000 at or below ``|value|``, between ``prefixes`` (smallest, largest; "" is no
+    prefix); the mantissa keeps ``digits`` significant figures. Zero prints as ``"0"`` plus the unit. Every number
+    efflab prints with a unit goes through here: :func:`efflab.timing.format_time_s` is ``format_si(t, "s", 4,
+    trailing_zeros=True, prefixes=("n", ""))``.
 
     Parameters
     ----------
@@ -86,23 +95,37 @@ def format_si(value: float, unit: str = "", digits: int = 3) -> str:
         Unit appended after the prefix ("" for a bare prefix, as on tick labels).
     digits : int
         Significant figures (>= 1).
+    trailing_zeros : bool, keyword-only
+        Keep them ("500.0 ms" rather than "500 ms"), so that a column of figures shows its precision.
+    prefixes : (str, str), keyword-only
+        The smallest and largest prefix to use, from "f" (1e-15) to "E" (1e18).
 
     Examples
     --------
     >>> format_si(1.2e11, "FLOP/s"), format_si(3.35e12, "B/s"), format_si(4.2e-6, "s"), format_si(0.5)
     ('120 GFLOP/s', '3.35 TB/s', '4.2 µs', '500 m')
+    >>> format_si(0.5, "s", 4, trailing_zeros=True), format_si(2e-13, "J", 4, prefixes=("p", ""))
+    ('500.0 ms', '0.2 pJ')
     """
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"value must be finite to format; got {value}")
+    if not isinstance(digits, int) or isinstance(digits, bool) or digits < 1:
+        raise ValueError(f"digits must be an integer number of significant figures >= 1; got {digits!r}")
+    by_prefix = {prefix: exp for exp, prefix in _PREFIXES.items()}
+    try:
+        low, high = (by_prefix[p] for p in prefixes)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"prefixes must be two of {list(by_prefix)} (smallest, largest); got {prefixes!r}") from None
     if value == 0:
         return f"0 {unit}".strip()
     exp = int(math.floor(math.log10(abs(value)) / 3) * 3)
-    exp = min(max(exp, -15), 18)
+    exp = min(max(exp, low), high)
     mantissa = float(f"{value / 10**exp:.{digits}g}")
-    if abs(mantissa) >= 1000 and exp < 18:  # rounding carried into the next prefix (999.96 -> 1000)
+    if abs(mantissa) >= 1000 and exp < high:  # rounding carried into the next prefix (999.96 -> 1000)
         exp, mantissa = exp + 3, mantissa / 1000
-    return f"{mantissa:g} {_PREFIXES[exp]}{unit}".strip()
+    shown = f"{mantissa:#.{digits}g}".rstrip(".") if trailing_zeros else f"{mantissa:g}"
+    return f"{shown} {_PREFIXES[exp]}{unit}".strip()
 
 
 # Plain-text reports (claims, diagnoses, summaries, doctor) wrap at this many characters. The book's code and output

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
-from efflab.style import wrap_text
+from efflab.style import format_si, wrap_text
 
 __all__ = ["Measurement", "HighVarianceWarning", "benchmark", "timer", "median_ci", "format_time_s", "torch_threads"]
 
@@ -106,18 +106,14 @@ def median_ci(sorted_times, confidence: float = 0.95) -> tuple[float, float, flo
 
 
 def format_time_s(seconds: float) -> str:
-    """Format seconds with a human unit (ns, µs, ms, s), 4 significant digits.
+    """Format seconds with a human unit (ns, µs, ms, s), 4 significant digits (:func:`efflab.style.format_si`).
 
     Examples
     --------
     >>> format_time_s(1.234e-5), format_time_s(0.5), format_time_s(3e-9)
     ('12.34 µs', '500.0 ms', '3.000 ns')
     """
-    t = float(seconds)
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if abs(t) >= scale:
-            return f"{t / scale:#.4g} {unit}"
-    return f"{t / 1e-9:#.4g} ns"
+    return format_si(seconds, "s", 4, trailing_zeros=True, prefixes=("n", ""))
 
 
 @dataclass(frozen=True)
