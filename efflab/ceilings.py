@@ -39,7 +39,6 @@ import math
 import os
 import re
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +47,7 @@ from efflab import _validate as v
 from efflab.hardware import TF32_BF16_MIN_CAPABILITY, _read, fp32_math
 from efflab.roofline import Ceiling, Roofline
 from efflab.style import wrap_text
-from efflab.timing import HighVarianceWarning, Measurement, benchmark, torch_threads
+from efflab.timing import Measurement, benchmark, torch_threads
 
 __all__ = [
     "CeilingReport",
@@ -212,9 +211,8 @@ def _bytes_text(n: float) -> str:
 
 
 def _bench(fn, *args, budget_s, **kwargs) -> Measurement:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HighVarianceWarning)  # sweeps keep the best, noise shows in the raw data
-        return benchmark(fn, *args, min_run_s=budget_s, max_run_s=max(4 * budget_s, 0.5), **kwargs)
+    # Sweeps keep the best sample; the spread stays in Measurement.warnings and the raw data.
+    return benchmark(fn, *args, min_run_s=budget_s, max_run_s=max(4 * budget_s, 0.5), **kwargs)
 
 
 def memory_headroom_bytes(device=None) -> int | None:

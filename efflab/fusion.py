@@ -246,14 +246,10 @@ class FusionComparison:
 
 
 def _time(fn, *args, min_run_s: float):
-    """``benchmark`` median, with its spread kept as a note instead of a warning (a shared CPU is often noisy)."""
-    import warnings
+    """``benchmark`` median, with its spread kept as a note (a shared CPU is often noisy)."""
+    from efflab.timing import benchmark
 
-    from efflab.timing import HighVarianceWarning, benchmark
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HighVarianceWarning)
-        m = benchmark(fn, *args, min_run_s=min_run_s, max_run_s=max(2.0, 4 * min_run_s))
+    m = benchmark(fn, *args, min_run_s=min_run_s, max_run_s=max(2.0, 4 * min_run_s))
     return m.median_s, (f"IQR/median {m.relative_iqr:.0%}" if m.has_warnings else ""), m.relative_iqr
 
 

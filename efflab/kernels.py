@@ -607,12 +607,9 @@ def _thread_counts(threads) -> tuple[int | None, ...]:
 
 
 def _median(workload: Workload, n_threads: int | None, min_run_s: float, max_run_s: float):
-    import warnings
+    from efflab.timing import benchmark
 
-    from efflab.timing import HighVarianceWarning, benchmark
-
-    with warnings.catch_warnings(), num_threads(n_threads) if n_threads else contextlib.nullcontext():
-        warnings.simplefilter("ignore", HighVarianceWarning)  # the IQR is kept on the result instead
+    with num_threads(n_threads) if n_threads else contextlib.nullcontext():
         return benchmark(workload.fn, *workload.args, min_run_s=min_run_s, max_run_s=max_run_s, **workload.kwargs)
 
 
@@ -1110,11 +1107,10 @@ def threads_scale_now(threads: int, gain_floor: float | None = None, n: int = 51
     >>> threads_scale_now(1).applies  # one thread: nothing to scale
     False
     """
-    import warnings
 
     import torch
 
-    from efflab.timing import HighVarianceWarning, benchmark
+    from efflab.timing import benchmark
 
     threads = v.integer(threads, "threads", "CPU threads", low=1)
     floor = CORES_GAIN_FLOOR if gain_floor is None else float(gain_floor)
@@ -1122,12 +1118,10 @@ def threads_scale_now(threads: int, gain_floor: float | None = None, n: int = 51
         return Reason(False, "one thread: nothing to scale")
     a, b = torch.rand(n, n), torch.rand(n, n)
     best = {1: float("inf"), threads: float("inf")}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HighVarianceWarning)  # the fastest sample counts
-        for _ in range(3):
-            for count in best:
-                with num_threads(count):
-                    best[count] = min(best[count], benchmark(torch.mm, a, b, min_run_s=0.05, max_run_s=0.3).min_s)
+    for _ in range(3):  # the fastest sample counts
+        for count in best:
+            with num_threads(count):
+                best[count] = min(best[count], benchmark(torch.mm, a, b, min_run_s=0.05, max_run_s=0.3).min_s)
     gain = best[1] / best[threads]
     return Reason(
         gain > 1 + floor,
@@ -1148,11 +1142,10 @@ def batching_flat_now(rows: tuple[int, int], n: int, band: tuple[float, float] |
     >>> batching_flat_now((1, 4), 8).applies  # all overhead: four rows cost what one does, so batching is not wasted
     False
     """
-    import warnings
 
     import torch
 
-    from efflab.timing import HighVarianceWarning, benchmark
+    from efflab.timing import benchmark
 
     r1, r2 = (v.integer(r, "rows", "rows per call", low=1) for r in rows)
     n = v.integer(n, "n", "weight size", low=1)
@@ -1160,9 +1153,8 @@ def batching_flat_now(rows: tuple[int, int], n: int, band: tuple[float, float] |
     w = torch.rand(n, n)
     xs = {r1: torch.rand(r1, n), r2: torch.rand(r2, n)}
     best = {r1: float("inf"), r2: float("inf")}
-    with warnings.catch_warnings(), num_threads(1):
-        warnings.simplefilter("ignore", HighVarianceWarning)  # the fastest sample counts
-        for _ in range(3):
+    with num_threads(1):
+        for _ in range(3):  # the fastest sample counts
             for r, x in xs.items():
                 best[r] = min(best[r], benchmark(torch.mm, x, w, min_run_s=0.05, max_run_s=0.5).min_s)
     gain = (r2 / best[r2]) / (r1 / best[r1])
@@ -1184,20 +1176,17 @@ def speed_drift(roofline: Roofline, device=None) -> Reason:
     >>> speed_drift(slow).applies
     True
     """
-    import warnings
 
     import torch
 
-    from efflab.timing import HighVarianceWarning, benchmark
+    from efflab.timing import benchmark
 
     if "fp32" not in roofline.compute:
         return Reason(False, "no fp32 ceiling to compare with")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     n = DRIFT_MATMUL_N if dev.type == "cpu" else 4096
     a, b = torch.rand(n, n, device=dev), torch.rand(n, n, device=dev)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HighVarianceWarning)  # the fastest sample counts, as for the ceiling
-        now = 2 * n**3 / benchmark(torch.mm, a, b, min_run_s=0.05, max_run_s=0.5).min_s
+    now = 2 * n**3 / benchmark(torch.mm, a, b, min_run_s=0.05, max_run_s=0.5).min_s
     ceiling = roofline.peak_flops_per_s("fp32")
     return Reason(
         now > (1 + DRIFT_ABOVE) * ceiling,

@@ -205,6 +205,14 @@ class Measurement:
         """True when ``IQR / median > 10 %``."""
         return self.relative_iqr > IQR_WARN_FRACTION
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What to distrust in this measurement, recorded here as ``torch.utils.benchmark.Measurement`` does (empty
+        when nothing); :func:`benchmark` also issues it as :class:`HighVarianceWarning` only when ``warn=True``."""
+        if not self.has_warnings:
+            return ()
+        return (f"IQR/median = {self.relative_iqr:.0%} > 10 %: could indicate system fluctuation",)
+
     def to_text(self) -> str:
         """One line with human units."""
         f = format_time_s
@@ -219,8 +227,8 @@ class Measurement:
             text += f", launch overhead {f(self.launch_overhead_s)}"
         if self.label:
             text = f"{self.label}: {text}"
-        if self.has_warnings:
-            text += f"  [IQR/median {self.relative_iqr:.0%} > 10 %: could indicate system fluctuation]"
+        if self.warnings:
+            text += f"  [{self.warnings[0]}]"
         return wrap_text(text)
 
     def __str__(self) -> str:
@@ -380,6 +388,7 @@ def benchmark(
     max_run_s: float = 2.0,
     flush_l2: bool = False,
     device: str | None = None,
+    warn: bool = False,
     **kwargs,
 ) -> Measurement:
     """Time ``fn(*args, **kwargs)`` per call, correctly on the CPU and on CUDA.
@@ -407,11 +416,14 @@ def benchmark(
         "cpu", "cuda" or "cuda:N". Default: the device of the first CUDA tensor among the arguments or what ``fn``
         captures (closure, partial, method, the globals it names); else "cuda" when torch has initialised CUDA, so
         that a closure over GPU work is never timed by the host clock alone; else "cpu".
+    warn : bool
+        Also issue :class:`HighVarianceWarning` when ``IQR / median > 10 %``; either way the measurement records it
+        in ``Measurement.warnings`` (and its text says so).
 
     Returns
     -------
     Measurement
-        Samples and statistics; warns :class:`HighVarianceWarning` when ``IQR / median > 10 %``.
+        Samples and statistics, with ``warnings``.
 
     References
     ----------
@@ -427,6 +439,7 @@ def benchmark(
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable; got {type(fn).__name__}")
+    warn = v.boolean(warn, "warn")
     warmup_s = float(v.nonnegative(warmup_s, "warmup_s", "s"))
     min_run_s = float(v.nonnegative(min_run_s, "min_run_s", "s"))
     max_run_s = float(v.positive(max_run_s, "max_run_s", "s"))
@@ -448,12 +461,8 @@ def benchmark(
         launch_overhead_s=launch_s,
         label=getattr(fn, "__name__", ""),
     )
-    if m.has_warnings:
-        warnings.warn(
-            f"IQR/median = {m.relative_iqr:.0%} > 10 % for {m.label or 'fn'}: could indicate system fluctuation",
-            HighVarianceWarning,
-            stacklevel=2,
-        )
+    if warn and m.warnings:
+        warnings.warn(f"{m.label or 'fn'}: {m.warnings[0]}", HighVarianceWarning, stacklevel=2)
     return m
 
 

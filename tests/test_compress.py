@@ -372,3 +372,28 @@ def test_variant_table_is_one_row_per_variant_with_si_units():
     assert C.variant_table([a], latency=False).header == ("variant", "accuracy", "size", "CSR", "MFLOP")
     with pytest.raises(ValueError, match="mask"):
         C.variant_table([a, b], mask=[True])
+
+
+def test_only_the_known_quantization_notices_are_silenced(monkeypatch):
+    """torch's two known notices for the eager int8 path are silenced; anything new (a removal date, another
+    deprecation) reaches the user instead of being swallowed by a blanket filter."""
+    import warnings
+
+    import torch
+
+    from efflab.compress import make_mlp, quantize_int8_dynamic, to_csr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quantize_int8_dynamic(make_mlp((8, 4)))
+        to_csr(make_mlp((8, 4)))(torch.randn(2, 8))
+
+    real = torch.ao.quantization.quantize_dynamic
+
+    def noisy(*args, **kwargs):
+        warnings.warn("quantize_dynamic will be removed in torch 2.14", DeprecationWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic", noisy)
+    with pytest.warns(DeprecationWarning, match="will be removed"):
+        quantize_int8_dynamic(make_mlp((8, 4)))

@@ -34,7 +34,7 @@ def test_hand_computed_sample():
     assert (m.median_s, m.iqr_s, m.mean_s, m.min_s) == (3.0, 2.0, 4.0, 1.0)
     # n = 5 is too few for 95 %: [min, max] with coverage 1 - 2 / 2^5 = 0.9375.
     assert (m.ci_low_s, m.ci_high_s, m.ci_coverage) == (1.0, 10.0, 0.9375)
-    assert m.has_warnings  # IQR / median = 67 %
+    assert m.has_warnings and len(m.warnings) == 1  # IQR / median = 67 %
 
 
 @pytest.mark.parametrize("n", [6, 10, 20, 50, 101, 1000])
@@ -138,8 +138,16 @@ def test_high_variance_warns():
         state["i"] += 1
         time.sleep(0.002 if state["i"] % 2 else 0.006)
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HighVarianceWarning)  # recorded, not warned, by default
+        m = benchmark(jittery, warmup_s=0, min_run_s=0.05)
+    assert (
+        m.has_warnings and "system fluctuation" in m.warnings[0] and m.warnings[0] in m.to_text().replace("\n  ", " ")
+    )
     with pytest.warns(HighVarianceWarning, match="system fluctuation"):
-        benchmark(jittery, warmup_s=0, min_run_s=0.05)
+        benchmark(jittery, warmup_s=0, min_run_s=0.05, warn=True)
+    with pytest.raises(TypeError, match="warn"):
+        benchmark(jittery, warn="yes")
 
 
 def test_text_has_units():
