@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import functools
 import math
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -44,7 +43,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from efflab import _validate as v
-from efflab.hardware import TF32_BF16_MIN_CAPABILITY, _read, fp32_math
+from efflab._sysinfo import cache_sizes_bytes
+from efflab._sysinfo import read_text as _read
+from efflab.hardware import TF32_BF16_MIN_CAPABILITY, fp32_math
 from efflab.roofline import Ceiling, Roofline
 from efflab.style import wrap_text
 from efflab.timing import Measurement, benchmark, torch_threads
@@ -93,39 +94,6 @@ MATMUL_MAX_CALL_S = {"quick": 0.25, "full": 1.0}
 # Fallbacks when the OS does not report cache sizes: typical per-core L2 and a server LLC (used only to size sets).
 _FALLBACK_CACHES = {"l2": 1 << 20, "l3": 32 << 20}
 _DTYPES = {"fp64": "float64", "fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def cache_sizes_bytes() -> dict[str, int]:
-    """Data/unified CPU cache sizes by level ("l1", "l2", "l3") from ``/sys/devices/system/cpu/cpu0/cache``.
-
-    Per-core figures as the OS reports them (an L3 shared by all cores is reported whole). Empty when unreadable.
-
-    Examples
-    --------
-    >>> all(size > 0 for size in cache_sizes_bytes().values())
-    True
-    """
-    out: dict[str, int] = {}
-    base = "/sys/devices/system/cpu/cpu0/cache"
-    try:
-        entries = sorted(os.listdir(base))
-    except OSError:
-        return out
-    for entry in entries:
-        try:
-            with open(f"{base}/{entry}/type") as f:
-                kind = f.read().strip()
-            with open(f"{base}/{entry}/level") as f:
-                level = int(f.read().strip())
-            with open(f"{base}/{entry}/size") as f:
-                text = f.read().strip()
-        except (OSError, ValueError):
-            continue
-        if kind == "Instruction":
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
-        out[f"l{level}"] = int(text.rstrip("KMGkmg")) * scale
-    return out
 
 
 @dataclass(frozen=True)

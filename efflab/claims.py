@@ -177,7 +177,7 @@ def bytes_text(n: float) -> str:
 
 def cache_level(working_set_bytes: float, caches: dict | None = None) -> tuple[str, int] | None:
     """The smallest cache level the OS reports that holds ``working_set_bytes``, as ``(level, size_bytes)``; None
-    when none does. ``caches`` defaults to :func:`efflab.ceilings.cache_sizes_bytes` (per core; an L3 shared by all
+    when none does. ``caches`` defaults to :func:`efflab._sysinfo.cache_sizes_bytes` (per core; an L3 shared by all
     cores is reported whole, and a VM may report its host's).
 
     Examples
@@ -188,7 +188,7 @@ def cache_level(working_set_bytes: float, caches: dict | None = None) -> tuple[s
     True
     """
     if caches is None:
-        from efflab.ceilings import cache_sizes_bytes
+        from efflab._sysinfo import cache_sizes_bytes
 
         caches = cache_sizes_bytes()
     size = float(working_set_bytes)
@@ -210,7 +210,7 @@ def fits_cache(working_set_bytes: float, caches: dict | None = None) -> Reason:
     False
     """
     if caches is None:
-        from efflab.ceilings import cache_sizes_bytes
+        from efflab._sysinfo import cache_sizes_bytes
 
         caches = cache_sizes_bytes()
     found = cache_level(working_set_bytes, caches)

@@ -456,7 +456,8 @@ def weight_dtype_claims(variants, device: str = "cpu", caches: dict | None = Non
     if fp32.time_s is None or int8.time_s is None:
         return ()
     if cpu_flags is None:
-        from efflab.hardware import _read, parse_cpuinfo
+        from efflab._sysinfo import read_text as _read
+        from efflab.hardware import parse_cpuinfo
 
         cpu_flags = parse_cpuinfo(_read("/proc/cpuinfo"))["flags"]
     speedup, ratio = fp32.time_s / int8.time_s, fp32.bytes_moved / int8.bytes_moved

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from efflab import _validate as v
+from efflab._sysinfo import last_level_cache_bytes
+from efflab._sysinfo import read_text as _read
 from efflab.opcost import DTYPE_BYTES
 from efflab.roofline import Roofline
 
@@ -546,14 +548,6 @@ def parse_cpuinfo(text: str) -> dict:
     }
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return ""
-
-
 def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None) -> Device:
     """An estimated CPU :class:`Device` from ``/proc/cpuinfo`` (or the text given) and the CPUs this process may use.
 
@@ -614,7 +608,7 @@ def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None)
         "bandwidth_bytes_per_s": "estimate: one 64-bit DDR4-3200 channel, 3.2e9 transfers/s x 8 bytes (a reference "
         "point, not a bound: machines have 2-12 channels, and a VM's share is unknown)",
     }
-    cache_bytes = _last_level_cache_bytes() if cpuinfo_text is None else None
+    cache_bytes = last_level_cache_bytes() if cpuinfo_text is None else None
     if cache_bytes is not None:
         sources["l2_bytes"] = "last-level cache size from /sys/devices/system/cpu/cpu0/cache (OS-reported)"
     name = f"{facts['model_name']} ({cores} cores)"
@@ -629,19 +623,6 @@ def cpu_device(cpuinfo_text: str | None = None, logical_cpus: int | None = None)
         peaks["bf16"] = AVX512_BF16_PER_FP32 * peak
         sources["peak_flops_per_s.bf16"] = f"estimate: {AVX512_BF16_PER_FP32} x the fp32 estimate (AVX512_BF16)"
     return Device(name, "cpu", peaks, bw, l2_bytes=cache_bytes, sources=sources, estimated=True)
-
-
-def _last_level_cache_bytes() -> int | None:
-    # sysfs lists each cache level as index*/level and index*/size ("32768K"); the highest level is the last.
-    best = (0, None)
-    for index in range(8):
-        base = f"/sys/devices/system/cpu/cpu0/cache/index{index}"
-        level, size = _read(f"{base}/level").strip(), _read(f"{base}/size").strip()
-        match = re.fullmatch(r"(\d+)([KMG]?)", size)
-        if level.isdigit() and match:
-            scale = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[match.group(2)]
-            best = max(best, (int(level), int(match.group(1)) * scale), key=lambda pair: pair[0])
-    return best[1]
 
 
 # TF32 and BF16 run on tensor cores from compute capability 8.0 (Ampere) on; a T4 (7.5) or V100 (7.0) has neither

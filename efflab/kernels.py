@@ -847,7 +847,7 @@ def resident_level(roofline: Roofline, working_set_bytes: float, caches: Mapping
 
     A cache level whose set ran at DRAM speed gets no ceiling (:func:`efflab.ceilings.measure_ceilings`), so a VM
     that reports its host's 480 MiB L3 falls back to DRAM here. ``caches`` defaults to
-    :func:`efflab.ceilings.cache_sizes_bytes`; pass ``{}`` on a GPU, whose levels the OS does not report.
+    :func:`efflab._sysinfo.cache_sizes_bytes`; pass ``{}`` on a GPU, whose levels the OS does not report.
 
     Examples
     --------
@@ -860,7 +860,7 @@ def resident_level(roofline: Roofline, working_set_bytes: float, caches: Mapping
     """
     size = float(v.positive(working_set_bytes, "working_set_bytes", "bytes"))
     if caches is None:
-        from efflab.ceilings import cache_sizes_bytes
+        from efflab._sysinfo import cache_sizes_bytes
 
         caches = cache_sizes_bytes()
     fitting = sorted((bytes_, level) for level, bytes_ in caches.items() if bytes_ >= size and level in roofline.memory)
@@ -958,7 +958,7 @@ def bound_claim(ops, roofline: Roofline, caches: Mapping | None = None, exp_per_
     if not ops:
         raise ValueError("ops must hold at least one MeasuredOp")
     if caches is None:
-        from efflab.ceilings import cache_sizes_bytes
+        from efflab._sysinfo import cache_sizes_bytes
 
         caches = cache_sizes_bytes()
     shares = []  # bound / measured: 1 at the roof, above 1 faster than the roofline allows
