@@ -32,7 +32,6 @@ op pays, added to its time).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import math
@@ -52,7 +51,6 @@ from efflab.timing import Measurement, benchmark, torch_threads
 
 __all__ = [
     "CeilingReport",
-    "add_cli",
     "cache_sizes_bytes",
     "dram_set_sizes",
     "machine_roofline",
@@ -598,49 +596,6 @@ def _machine_roofline(device: str, threads: int | None) -> Roofline:
 
 
 machine_roofline.cache_clear = _machine_roofline.cache_clear
-
-
-def _plot(roof: Roofline, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    intensity = np.logspace(-3, 4, 200)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for level, mem in roof.memory.items():
-        for dtype in roof.compute:
-            ax.loglog(intensity, roof.attainable(intensity, dtype, level), label=f"{dtype} / {level}")
-            if mem.value != min(m.value for m in roof.memory.values()):
-                break
-    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
-    ax.set_ylabel("attainable (FLOP/s)")
-    ax.set_title(roof.name)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    report = measure(device=args.device, quick=args.quick, progress=True)
-    print(report.to_text())
-    if args.plot:
-        try:
-            _plot(report.roofline, args.plot)
-            print(f"saved {args.plot}")
-        except ImportError:
-            print("matplotlib is not installed: no plot (pip install matplotlib)")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register ``efflab roofline``: measure this machine, print ceilings beside the spec, optionally plot."""
-    p = subparsers.add_parser("roofline", help="measure this machine's roofline and compare it with the spec")
-    p.add_argument("--quick", action="store_true", help="fewer, smaller sweeps (<= 15 s on a laptop CPU)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--plot", metavar="PATH.png", default=None, help="save a log-log roofline plot (needs matplotlib)")
-    p.set_defaults(func=_cli)
 
 
 # Elements of the exp ceiling's fp32 array: 64 Ki x 4 B = 256 KiB in and 256 KiB out, inside a typical 1-2 MiB L2,

@@ -1,9 +1,9 @@
-"""The ``efflab`` command line: ``efflab doctor``, ``efflab sync-notebooks``, and the commands other modules add.
+"""The ``efflab`` command line: ``efflab doctor``, ``efflab sync-notebooks``, ``efflab roofline``, and the commands
+the grading package adds.
 
-Each module that owns a command (``efflab.ceilings`` for ``roofline``, ``efflab.grading.cli`` for ``assign``/``grade``/
-``gradebook``) exposes ``add_cli(subparsers)``; it registers its parser and sets ``func`` to a callable taking the parsed
-``argparse.Namespace`` and returning an exit code. Those modules are imported only when present, and they import their
-heavy dependencies (torch, nbclient) only inside ``func``.
+``efflab.grading.cli`` (``assign``/``grade``/``gradebook``) exposes ``add_cli(subparsers)``; it registers its parser and
+sets ``func`` to a callable taking the parsed ``argparse.Namespace`` and returning an exit code. It is imported only
+when present, and every command imports its heavy dependencies (torch, matplotlib, nbclient) only inside ``func``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 __all__ = ["main"]
 
 # Modules that contribute sub-commands through ``add_cli(subparsers)``.
-_PLUGINS = ("efflab.ceilings", "efflab.grading.cli")
+_PLUGINS = ("efflab.grading.cli",)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -40,6 +40,29 @@ def _sync_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _roofline(args: argparse.Namespace) -> int:
+    from efflab import ceilings
+
+    report = ceilings.measure(device=args.device, quick=args.quick, progress=True)
+    print(report.to_text())
+    if args.plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            from efflab.plots import plot_roofline
+        except ImportError:
+            print("matplotlib is not installed: no plot (pip install matplotlib)")
+            return 0
+        ax = plot_roofline(report.roofline)
+        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
+        plt.close(ax.figure)
+        print(f"saved {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the full argument parser (plugins included)."""
     parser = argparse.ArgumentParser(prog="efflab", description="Tools for the efflab course.")
@@ -55,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=".", help="the book's root folder (holding _config.yml); default: .")
     p.add_argument("--check", action="store_true", help="only report notebooks that disagree; exit 1 if any")
     p.set_defaults(func=_sync_notebooks)
+
+    p = sub.add_parser("roofline", help="measure this machine's roofline and compare it with the spec")
+    p.add_argument("--quick", action="store_true", help="fewer, smaller sweeps (<= 15 s on a laptop CPU)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--plot", metavar="PATH.png", default=None, help="save the roofline plot (needs matplotlib)")
+    p.set_defaults(func=_roofline)
 
     for name in _PLUGINS:
         try:

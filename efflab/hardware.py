@@ -26,6 +26,7 @@ __all__ = [
     "ALL_GPUS",
     "CATALOG",
     "Device",
+    "as_roofline",
     "cpu_bandwidth_bytes_per_s",
     "cpu_device",
     "cpu_peak_flops_per_s",
@@ -447,6 +448,23 @@ def get_device(name: str) -> Device:
     if key is None:
         raise ValueError(f"name {name!r} is not in the catalog; known devices: {', '.join(ALL_GPUS)}")
     return ALL_GPUS[key]
+
+
+def as_roofline(roofline) -> Roofline:
+    """A :class:`~efflab.roofline.Roofline` from a Roofline, a ``Device`` or a catalog name ("T4", "h100").
+
+    Examples
+    --------
+    >>> round(as_roofline("h100").ridge("bf16"), 1)
+    295.3
+    """
+    if isinstance(roofline, Roofline):
+        return roofline
+    if isinstance(roofline, str):
+        return Roofline.from_device(get_device(roofline))
+    if hasattr(roofline, "peak_flops_per_s") and hasattr(roofline, "bandwidth_bytes_per_s"):
+        return Roofline.from_device(roofline)
+    raise TypeError(f"roofline must be a Roofline, a Device or a catalog name; got {type(roofline).__name__}")
 
 
 # --- CPU estimate -----------------------------------------------------------------------------------------------------

@@ -46,7 +46,6 @@ __all__ = [
     "fit_serial_fraction",
     "overlap_claim",
     "overlapped_time_s",
-    "plot_runs",
     "stage_cut_claim",
     "torch_threads",
 ]
@@ -478,53 +477,6 @@ def fit_serial_fraction(threads, time_s) -> float:
     return float(a / (a + b))
 
 
-def plot_runs(runs, ax=None):
-    """Horizontal stacked bars of the median per-batch stage times of several runs, with each run's wall time.
-
-    For a sequential run the bar length equals the wall time per batch (stages add up); for an overlapped run the
-    wall-time marker sits at the slowest resource, short of the bar: the hidden part is the overlap.
-
-    Parameters
-    ----------
-    runs : mapping of str to PipelineRun
-        Label -> run, drawn top to bottom.
-    ax : matplotlib Axes, optional
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-
-    Examples
-    --------
-    >>> import matplotlib; matplotlib.use("Agg")
-    >>> r = PipelineRun({"decode": (0.01,), "augment": (0.02,), "model": (0.03,)}, (0.03,), 0.06, False, 0, 1)
-    >>> ax = plot_runs({"sequential": r})
-    >>> [round(float(p.get_width()), 6) for p in ax.patches]
-    [10.0, 20.0, 30.0]
-    """
-    import matplotlib.pyplot as plt
-
-    labels = list(runs)
-    if not labels or not all(isinstance(r, PipelineRun) for r in runs.values()):
-        raise TypeError("runs must be a non-empty mapping of label -> PipelineRun")
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7.0, 0.55 * len(labels) + 1.4), constrained_layout=True)
-    colors = {"decode": "#4C72B0", "augment": "#55A868", "model": "#C44E52"}  # colour-blind-safe-ish seaborn trio
-    y = np.arange(len(labels))[::-1]
-    for row, label in zip(y, labels, strict=True):
-        run, left = runs[label], 0.0
-        for stage in STAGES:
-            width_ms = 1e3 * run.stage_time_s[stage]
-            ax.barh(row, width_ms, left=left, color=colors[stage], label=stage if row == y[0] else None, height=0.6)
-            left += width_ms
-        ax.plot([1e3 * run.time_per_batch_s], [row], "kD", ms=7, label="wall time per batch" if row == y[0] else None)
-    ax.set_yticks(y, labels)
-    ax.set_xlabel("time per batch (ms)")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=8.5, frameon=False)
-    ax.set_title("Stage times (bars, medians) and wall time per batch (diamonds)")
-    return ax
-
-
 def bottleneck_claim(before: PipelineRun, after: PipelineRun):
     """ "Accelerating the model step moved the bottleneck to the loader", judged on two sequential runs
     (:mod:`efflab.claims`). Diagnoses: the model step did not speed up enough to fall below the loader (its speed-up
@@ -625,3 +577,17 @@ def stage_cut_claim(before: PipelineRun, after: PipelineRun, stage: str = "decod
         f"{t0 * 1e3:.3g} ms -> {t1 * 1e3:.3g} ms, {t1 / t0:.0%} left",
         [cores_contended()],
     )
+
+
+# Names that moved to the presentation layer (efflab.plots, efflab.widgets) stay importable from here; they are looked
+# up on first use, so this module never imports the layer above it (see the package docstring and
+# tests/test_layering.py).
+_MOVED = {"plot_runs": "efflab.plots"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

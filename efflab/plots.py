@@ -30,16 +30,19 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from efflab import _validate as v
 from efflab.amdahl import amdahl_speedup, gustafson_speedup
 from efflab.energy import HOROWITZ_45NM_PJ, MEMORY_LEVELS, EnergyEstimate
+from efflab.hardware import as_roofline
 from efflab.pareto import knee_point, pareto_front, pareto_mask
-from efflab.roofline import Classification, Roofline
+from efflab.roofline import Classification
 from efflab.style import (
     CHOSEN_COLOR,
     COMPUTE_UNITS,
+    DATA_COLOR,
     DOMINATED_COLOR,
     FIGSIZE_IN,
     FRONT_COLOR,
     REGIME_COLORS,
     REGIME_LABELS,
+    STAGE_COLORS,
     format_si,
     style_context,
 )
@@ -57,6 +60,8 @@ __all__ = [
     "plot_op_profile",
     "plot_pareto",
     "plot_roofline",
+    "plot_runs",
+    "plot_time_split",
     "place_labels",
 ]
 
@@ -134,25 +139,6 @@ def as_points(points) -> list[RooflinePoint]:
     if isinstance(points, (str, bytes)) or not isinstance(points, Sequence):
         raise TypeError(f"points must be a sequence or a mapping; got {type(points).__name__}")
     return [_point(item, i) for i, item in enumerate(points)]
-
-
-def as_roofline(roofline) -> Roofline:
-    """A :class:`~efflab.roofline.Roofline` from a Roofline, a ``Device`` or a catalog name ("T4", "h100").
-
-    Examples
-    --------
-    >>> round(as_roofline("h100").ridge("bf16"), 1)
-    295.3
-    """
-    if isinstance(roofline, Roofline):
-        return roofline
-    if isinstance(roofline, str):
-        from efflab.hardware import get_device
-
-        return Roofline.from_device(get_device(roofline))
-    if hasattr(roofline, "peak_flops_per_s") and hasattr(roofline, "bandwidth_bytes_per_s"):
-        return Roofline.from_device(roofline)
-    raise TypeError(f"roofline must be a Roofline, a Device or a catalog name; got {type(roofline).__name__}")
 
 
 def ceiling_label(ceiling) -> str:
@@ -359,13 +345,15 @@ def plot_roofline(roofline, points=None, *, dtype=None, level=None, intensity_ra
 def _regimes(rl, pts, dtype, level):
     if not pts:
         return np.array([], dtype=str)
-    return np.atleast_1d(rl.classify([p.flops for p in pts], [p.bytes_moved for p in pts], dtype, level).regime)
+    return np.atleast_1d(
+        rl.classify([p.flops for p in pts], [p.bytes_moved for p in pts], dtype=dtype, level=level).regime
+    )
 
 
 def _draw_points(ax, rl, pts, dtype, level, sizes=None, annotate=None):
     if not pts:
         return None
-    cls = rl.classify([p.flops for p in pts], [p.bytes_moved for p in pts], dtype, level)
+    cls = rl.classify([p.flops for p in pts], [p.bytes_moved for p in pts], dtype=dtype, level=level)
     regimes = np.atleast_1d(cls.regime)
     x = np.array([p.flops / p.bytes_moved for p in pts])
     model_y = np.atleast_1d(cls.attainable_flops_per_s)
@@ -955,7 +943,7 @@ def _classifications(workloads, roofline, labels):
             if rl is None:
                 raise ValueError("roofline must be given to classify workloads that are not Classification objects")
             p = w if isinstance(w, RooflinePoint) else as_points([w])[0]
-            c = rl.classify(p.flops, p.bytes_moved, p.dtype)
+            c = rl.classify(p.flops, p.bytes_moved, dtype=p.dtype)
             items.append((c.memory_time_s, c.compute_time_s, c.latency_s, c.time_s, c.regime))
             names.append(p.label)
     if labels is not None:
@@ -1068,7 +1056,7 @@ def plot_iron_law_sweep(roofline, costs, x, *, xlabel: str, current=None, dtype=
     xs = v.positive(x, "x")
     if xs.ndim != 1 or len(costs) != xs.size:
         raise ValueError(f"costs and x must be 1-D and of one length; got {len(costs)} costs, x shape {xs.shape}")
-    cls = rl.classify([c.flops for c in costs], [c.bytes_moved for c in costs], dtype)
+    cls = rl.classify([c.flops for c in costs], [c.bytes_moved for c in costs], dtype=dtype)
     regimes = np.atleast_1d(cls.regime)
     with style_context():
         ax = _new_axes(ax)
@@ -1170,4 +1158,119 @@ def plot_energy_reuse(dtype="fp32", reuse=None, memory="dram", *, reuse_range=(0
         ax.set_ylabel("energy per FLOP (J)")
         ax.set_title(f"Energy per FLOP, {key} from {level} (estimated, Horowitz 45 nm)")
         ax.legend(loc="lower left")  # the curves fall from upper left to lower right: that corner is empty
+    return ax
+
+
+def plot_runs(runs, ax=None):
+    """Horizontal stacked bars of the median per-batch stage times of several runs, with each run's wall time.
+
+    For a sequential run the bar length equals the wall time per batch (stages add up); for an overlapped run the
+    wall-time marker sits at the slowest resource, short of the bar: the hidden part is the overlap.
+
+    Parameters
+    ----------
+    runs : mapping of str to PipelineRun
+        Label -> run, drawn top to bottom.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> from efflab.pipeline import PipelineRun
+    >>> r = PipelineRun({"decode": (0.01,), "augment": (0.02,), "model": (0.03,)}, (0.03,), 0.06, False, 0, 1)
+    >>> ax = plot_runs({"sequential": r})
+    >>> [round(float(p.get_width()), 6) for p in ax.patches]
+    [10.0, 20.0, 30.0]
+    """
+    from efflab.pipeline import STAGES, PipelineRun
+
+    labels = list(runs)
+    if not labels or not all(isinstance(r, PipelineRun) for r in runs.values()):
+        raise TypeError("runs must be a non-empty mapping of label -> PipelineRun")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.55 * len(labels) + 1.4), constrained_layout=True)
+    y = np.arange(len(labels))[::-1]
+    for row, label in zip(y, labels, strict=True):
+        run, left = runs[label], 0.0
+        for stage in STAGES:
+            width_ms = 1e3 * run.stage_time_s[stage]
+            ax.barh(
+                row, width_ms, left=left, color=STAGE_COLORS[stage], label=stage if row == y[0] else None, height=0.6
+            )
+            left += width_ms
+        ax.plot([1e3 * run.time_per_batch_s], [row], "kD", ms=7, label="wall time per batch" if row == y[0] else None)
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("time per batch (ms)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=8.5, frameon=False)
+    ax.set_title("Stage times (bars, medians) and wall time per batch (diamonds)")
+    return ax
+
+
+def plot_time_split(runs, labels=None, ax=None, *, relative_to_first: bool = False):
+    """Where each run's wall time went: data, compute and idle as stacked horizontal bars (% of wall), regime named.
+
+    Parameters
+    ----------
+    runs : sequence of ScenarioRun
+    labels : sequence of str, optional
+        One per run (default ``"scenario [variant]"``).
+    ax : matplotlib Axes, optional
+    relative_to_first : bool
+        Scale every bar by the first run's wall time (a what-if then ends where its time ends), instead of each
+        run's own (every bar 100 % long).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Bar containers labelled "data (input)", "compute", "idle (dispatch)".
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> from efflab.scenarios import ScenarioRun
+    >>> run = ScenarioRun("demo", "baseline", "call", 1, 0.0, 1e-6, 9e-6, 1e-5, 1e4, 1e4, 1e11, 2e10, "cpu", "")
+    >>> [c.get_label() for c in plot_time_split([run]).containers]
+    ['data (input)', 'compute', 'idle (dispatch)']
+    """
+    from efflab.scenarios import ScenarioRun
+
+    runs = list(runs)
+    if not runs or not all(isinstance(r, ScenarioRun) for r in runs):
+        raise TypeError("runs must be a non-empty sequence of ScenarioRun objects")
+    names = [f"{r.scenario} [{r.variant}]" for r in runs] if labels is None else [str(x) for x in labels]
+    if len(names) != len(runs):
+        raise ValueError(f"labels must have one entry per run ({len(runs)}); got {len(names)}")
+    shares = np.array([[r.data_time_s, r.compute_time_s, r.idle_time_s] for r in runs])
+    walls = np.array([runs[0].wall_time_s if relative_to_first else r.wall_time_s for r in runs])
+    shares = 100 * shares / walls[:, None]
+    y = np.arange(len(runs))[::-1]
+    with style_context():
+        if ax is None:
+            _, ax = plt.subplots(figsize=(FIGSIZE_IN[0], 0.7 * len(runs) + 1.6), constrained_layout=True)
+        left = np.zeros(len(runs))
+        colors = (DATA_COLOR, REGIME_COLORS["compute"], REGIME_COLORS["latency"])
+        for k, (name, color) in enumerate(zip(("data (input)", "compute", "idle (dispatch)"), colors, strict=True)):
+            ax.barh(y, shares[:, k], left=left, color=color, label=name, height=0.6)
+            left += shares[:, k]
+        for yi, r, end in zip(y, runs, left, strict=True):
+            regime = r.diagnose().regime
+            shown = REGIME_LABELS.get(regime, f"{regime}-bound")
+            ax.text(end + 1, yi, f" {shown} · {format_si(r.wall_time_s, 's')}", va="center", fontsize=8.5)
+        ax.set_yticks(y)
+        ax.set_yticklabels(names)
+        ax.set_xlim(0, 150)  # room on the right for the labels, but no axis there
+        ax.set_xticks([0, 25, 50, 75, 100])
+        ax.spines["bottom"].set_bounds(0, 100)
+        ax.set_xlabel(
+            f"share of {'the first run' if relative_to_first else 'each run'}'s wall time (%)"
+            if len(runs) > 1
+            else "share of the wall time (%)"
+        )
+        ax.set_title("D·A·M: where the time went", pad=24)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
+        ax.grid(axis="y", visible=False)
     return ax

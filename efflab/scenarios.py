@@ -51,9 +51,7 @@ __all__ = [
     "Scenario",
     "ScenarioRun",
     "StarvingAccelerator",
-    "lever_explorer",
     "machine_roofline",
-    "plot_time_split",
 ]
 
 # Stored image side (pixels) and the side the model sees after average pooling: decode does 3x3 pooling.
@@ -711,131 +709,15 @@ class ComputeWall(Scenario):
         return {"works": [superlinear, sublinear]}
 
 
-# The input stage has no roofline regime colour: Okabe-Ito's bluish green (efflab.style's palette) marks it.
-_DATA_COLOR = "#009E73"
+# Names that moved to the presentation layer (efflab.plots, efflab.widgets) stay importable from here; they are looked
+# up on first use, so this module never imports the layer above it (see the package docstring and
+# tests/test_layering.py).
+_MOVED = {"plot_time_split": "efflab.plots", "lever_explorer": "efflab.widgets"}
 
 
-def plot_time_split(runs, labels=None, ax=None, *, relative_to_first: bool = False):
-    """Where each run's wall time went: data, compute and idle as stacked horizontal bars (% of wall), regime named.
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
 
-    Parameters
-    ----------
-    runs : sequence of ScenarioRun
-    labels : sequence of str, optional
-        One per run (default ``"scenario [variant]"``).
-    ax : matplotlib Axes, optional
-    relative_to_first : bool
-        Scale every bar by the first run's wall time (a what-if then ends where its time ends), instead of each
-        run's own (every bar 100 % long).
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-        Bar containers labelled "data (input)", "compute", "idle (dispatch)".
-
-    Examples
-    --------
-    >>> import matplotlib; matplotlib.use("Agg")
-    >>> run = ScenarioRun("demo", "baseline", "call", 1, 0.0, 1e-6, 9e-6, 1e-5, 1e4, 1e4, 1e11, 2e10, "cpu", "")
-    >>> [c.get_label() for c in plot_time_split([run]).containers]
-    ['data (input)', 'compute', 'idle (dispatch)']
-    """
-    from efflab.style import FIGSIZE_IN, REGIME_COLORS, REGIME_LABELS, format_si, style_context
-
-    runs = list(runs)
-    if not runs or not all(isinstance(r, ScenarioRun) for r in runs):
-        raise TypeError("runs must be a non-empty sequence of ScenarioRun objects")
-    names = [f"{r.scenario} [{r.variant}]" for r in runs] if labels is None else [str(x) for x in labels]
-    if len(names) != len(runs):
-        raise ValueError(f"labels must have one entry per run ({len(runs)}); got {len(names)}")
-    shares = np.array([[r.data_time_s, r.compute_time_s, r.idle_time_s] for r in runs])
-    walls = np.array([runs[0].wall_time_s if relative_to_first else r.wall_time_s for r in runs])
-    shares = 100 * shares / walls[:, None]
-    y = np.arange(len(runs))[::-1]
-    with style_context():
-        if ax is None:
-            import matplotlib.pyplot as plt
-
-            _, ax = plt.subplots(figsize=(FIGSIZE_IN[0], 0.7 * len(runs) + 1.6), constrained_layout=True)
-        left = np.zeros(len(runs))
-        colors = (_DATA_COLOR, REGIME_COLORS["compute"], REGIME_COLORS["latency"])
-        for k, (name, color) in enumerate(zip(("data (input)", "compute", "idle (dispatch)"), colors, strict=True)):
-            ax.barh(y, shares[:, k], left=left, color=color, label=name, height=0.6)
-            left += shares[:, k]
-        for yi, r, end in zip(y, runs, left, strict=True):
-            regime = r.diagnose().regime
-            shown = REGIME_LABELS.get(regime, f"{regime}-bound")
-            ax.text(end + 1, yi, f" {shown} · {format_si(r.wall_time_s, 's')}", va="center", fontsize=8.5)
-        ax.set_yticks(y)
-        ax.set_yticklabels(names)
-        ax.set_xlim(0, 150)  # room on the right for the labels, but no axis there
-        ax.set_xticks([0, 25, 50, 75, 100])
-        ax.spines["bottom"].set_bounds(0, 100)
-        ax.set_xlabel(
-            f"share of {'the first run' if relative_to_first else 'each run'}'s wall time (%)"
-            if len(runs) > 1
-            else "share of the wall time (%)"
-        )
-        ax.set_title("D·A·M: where the time went", pad=24)
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
-        ax.grid(axis="y", visible=False)
-    return ax
-
-
-def lever_explorer(run: ScenarioRun, speedups: Mapping[str, float] | None = None):
-    """Speed up one term of a measured run and watch the wall time and the diagnosis: which lever moves ``T``?
-
-    ``T' = data / s_data + compute / s_compute + idle / s_idle`` (the terms run one after another), re-diagnosed with
-    :func:`efflab.dam.diagnose`. Three log sliders (1x to 100x), one per term.
-
-    Parameters
-    ----------
-    run : ScenarioRun
-        A measured run (e.g. ``StarvingAccelerator().run()``).
-    speedups : mapping of {"data", "compute", "idle"} to float, optional
-        Where the sliders start (1 to 100; unnamed terms start at 1). A page shows this first position, so start
-        from a what-if worth seeing rather than from "measured" twice.
-
-    Returns
-    -------
-    ipywidgets.VBox
-        Built by :func:`efflab.widgets.explorer`: ``controls``, ``status``, ``output``, ``state`` (speedup, regime).
-    """
-    import ipywidgets as w
-
-    from efflab.widgets import explorer
-
-    if not isinstance(run, ScenarioRun):
-        raise TypeError(f"run must be a ScenarioRun; got {type(run).__name__}")
-    terms = (("data", "speed up data ×"), ("compute", "speed up compute ×"), ("idle", "speed up idle ×"))
-    start = dict(speedups or {})
-    unknown = sorted(set(start) - {k for k, _ in terms})
-    if unknown:
-        raise ValueError(f"speedups keys must be among 'data', 'compute', 'idle'; got {unknown}")
-    for k, value in start.items():
-        start[k] = float(v.real(value, f"speedups[{k!r}]", "times faster", low=1.0, high=100.0))
-    controls = {
-        k: w.FloatLogSlider(
-            value=start.get(k, 1.0), base=10, min=0, max=2, step=0.05, continuous_update=False, description=text,
-            style={"description_width": "initial"},
-        )
-        for k, text in terms
-    }  # fmt: skip
-
-    def render(values, ax):
-        new = ScenarioRun(
-            run.scenario, "what-if", run.unit, run.items, run.data_time_s / values["data"],
-            run.compute_time_s / values["compute"], run.idle_time_s / values["idle"],
-            run.data_time_s / values["data"] + run.compute_time_s / values["compute"] + run.idle_time_s / values["idle"],
-            run.flops, run.bytes_moved, run.peak_flops_per_s, run.bandwidth_bytes_per_s, run.device, run.how,
-        )  # fmt: skip
-        plot_time_split([run, new], labels=["measured", "what-if"], ax=ax, relative_to_first=True)
-        speedup = run.wall_time_s / new.wall_time_s
-        d = new.diagnose()
-        html = (
-            f"wall time {run.wall_time_s * 1e3:.3g} ms → {new.wall_time_s * 1e3:.3g} ms: <b>{speedup:.3g}× faster</b>"
-        )
-        html += f"; now {d.regime}-bound (dominant term: {d.dominant_term})"
-        return html, {"speedup": speedup, "regime": d.regime}
-
-    return explorer(controls, render, figsize=(7.0, 3.0))
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,6 +24,8 @@ __all__ = [
     "CHOSEN_COLOR",
     "FIGSIZE_IN",
     "REGIME_COLORS",
+    "DATA_COLOR",
+    "STAGE_COLORS",
     "REGIME_LABELS",
     "STYLE_RC",
     "TEXT_WIDTH_CHARS",
@@ -39,6 +41,12 @@ REGIME_LABELS: Mapping[str, str] = MappingProxyType(
     {"memory": "memory-bound", "compute": "compute-bound", "latency": "latency-bound"}
 )
 # Pareto plots are not about regimes, so they use the palette's other hues: front orange, dominated grey, chosen black.
+# The input (data) stage, which has no roofline regime: Okabe-Ito's bluish green; the input pipeline's stages: decode
+# sky blue, augment bluish green (both input), the model step in the compute colour.
+DATA_COLOR = "#009E73"
+STAGE_COLORS: Mapping[str, str] = MappingProxyType(
+    {"decode": "#56B4E9", "augment": DATA_COLOR, "model": REGIME_COLORS["compute"]}
+)
 FRONT_COLOR = "#E69F00"
 DOMINATED_COLOR = "#999999"
 CHOSEN_COLOR = "#000000"

@@ -27,17 +27,18 @@ import numpy as np
 from efflab import _validate as v
 from efflab.amdahl import amdahl_limit, amdahl_speedup
 from efflab.energy import energy_estimate
+from efflab.hardware import as_roofline
 from efflab.opcost import matmul_cost
 from efflab.plots import (
     ENERGY_DTYPE_BYTES,
     RooflinePoint,
-    as_roofline,
     place_labels,
     plot_amdahl,
     plot_energy_reuse,
     plot_iron_law_sweep,
     plot_pareto,
     plot_roofline,
+    plot_time_split,
 )
 from efflab.roofline import Roofline, remedies
 from efflab.style import DOMINATED_COLOR, FIGSIZE_IN, REGIME_COLORS, REGIME_LABELS, format_si, style_context
@@ -48,6 +49,7 @@ __all__ = [
     "energy_explorer",
     "explorer",
     "iron_law_explorer",
+    "lever_explorer",
     "pareto_explorer",
     "roofline_explorer",
 ]
@@ -111,7 +113,7 @@ def explorer(controls: Mapping, render, figsize=FIGSIZE_IN):
     Each change of a control calls ``render(values, ax)`` with ``values = {name: control.value}`` and a fresh Axes;
     it draws on ``ax`` and returns ``(status_html, state)``. The figure goes into an ``Output`` as a PNG, so a static
     page (the book) shows the first one. Chapter modules build their own explorers with it
-    (:func:`efflab.scenarios.lever_explorer`).
+    (:func:`lever_explorer`).
 
     Parameters
     ----------
@@ -339,7 +341,7 @@ def iron_law_explorer(roofline=None, *, batch: int = 1, hidden: int = 768, dtype
             ax=ax,
         )
         cost = matmul_cost(values["batch"], d, d, dt)
-        c = rl.classify(cost.flops, cost.bytes_moved, dt)
+        c = rl.classify(cost.flops, cost.bytes_moved, dtype=dt)
         html = (
             f"batch {values['batch']}, d = {d}, {dt}: D/BW = {format_si(c.memory_time_s, 's')}, "
             f"O/R = {format_si(c.compute_time_s, 's')}, L = {format_si(c.latency_s, 's')}"
@@ -625,3 +627,62 @@ def energy_explorer(*, dtype: str = "fp32", reuse: float = 1.0, memory: str = "d
         return html, {"movement_j": est.movement_j, "compute_j": est.compute_j, "movement_share": share}
 
     return explorer(controls, render)
+
+
+def lever_explorer(run, speedups: Mapping[str, float] | None = None):
+    """Speed up one term of a measured run and watch the wall time and the diagnosis: which lever moves ``T``?
+
+    ``T' = data / s_data + compute / s_compute + idle / s_idle`` (the terms run one after another), re-diagnosed with
+    :func:`efflab.dam.diagnose`. Three log sliders (1x to 100x), one per term.
+
+    Parameters
+    ----------
+    run : ScenarioRun
+        A measured run (e.g. ``StarvingAccelerator().run()``).
+    speedups : mapping of {"data", "compute", "idle"} to float, optional
+        Where the sliders start (1 to 100; unnamed terms start at 1). A page shows this first position, so start
+        from a what-if worth seeing rather than from "measured" twice.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Built by :func:`efflab.widgets.explorer`: ``controls``, ``status``, ``output``, ``state`` (speedup, regime).
+    """
+    import ipywidgets as w
+
+    from efflab.scenarios import ScenarioRun
+
+    if not isinstance(run, ScenarioRun):
+        raise TypeError(f"run must be a ScenarioRun; got {type(run).__name__}")
+    terms = (("data", "speed up data ×"), ("compute", "speed up compute ×"), ("idle", "speed up idle ×"))
+    start = dict(speedups or {})
+    unknown = sorted(set(start) - {k for k, _ in terms})
+    if unknown:
+        raise ValueError(f"speedups keys must be among 'data', 'compute', 'idle'; got {unknown}")
+    for k, value in start.items():
+        start[k] = float(v.real(value, f"speedups[{k!r}]", "times faster", low=1.0, high=100.0))
+    controls = {
+        k: w.FloatLogSlider(
+            value=start.get(k, 1.0), base=10, min=0, max=2, step=0.05, continuous_update=False, description=text,
+            style={"description_width": "initial"},
+        )
+        for k, text in terms
+    }  # fmt: skip
+
+    def render(values, ax):
+        new = ScenarioRun(
+            run.scenario, "what-if", run.unit, run.items, run.data_time_s / values["data"],
+            run.compute_time_s / values["compute"], run.idle_time_s / values["idle"],
+            run.data_time_s / values["data"] + run.compute_time_s / values["compute"] + run.idle_time_s / values["idle"],
+            run.flops, run.bytes_moved, run.peak_flops_per_s, run.bandwidth_bytes_per_s, run.device, run.how,
+        )  # fmt: skip
+        plot_time_split([run, new], labels=["measured", "what-if"], ax=ax, relative_to_first=True)
+        speedup = run.wall_time_s / new.wall_time_s
+        d = new.diagnose()
+        html = (
+            f"wall time {run.wall_time_s * 1e3:.3g} ms → {new.wall_time_s * 1e3:.3g} ms: <b>{speedup:.3g}× faster</b>"
+        )
+        html += f"; now {d.regime}-bound (dominant term: {d.dominant_term})"
+        return html, {"speedup": speedup, "regime": d.regime}
+
+    return explorer(controls, render, figsize=(7.0, 3.0))

@@ -3,7 +3,6 @@ oracle measured here, with wide bands: the machine is shared), the spec beside e
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -235,11 +234,11 @@ def test_bad_input():
 
 def test_cli_prints_and_plots(report, monkeypatch, tmp_path, capsys):
     pytest.importorskip("matplotlib")
+    from efflab.cli import build_parser
+
     monkeypatch.setattr(ceilings, "measure", lambda **kw: report)
-    parser = argparse.ArgumentParser()
-    ceilings.add_cli(parser.add_subparsers(dest="command"))
     png = tmp_path / "roofline.png"
-    args = parser.parse_args(["roofline", "--quick", "--plot", str(png)])
+    args = build_parser().parse_args(["roofline", "--quick", "--plot", str(png)])
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "memory dram" in out and png.exists() and png.stat().st_size > 1000
