@@ -3,6 +3,32 @@
 The core (the laws: roofline, energy, Amdahl, Pareto, hardware catalog, D·A·M diagnosis) needs numpy alone and is
 imported here eagerly. The measuring instruments need torch and are imported on first use, so ``import efflab`` works on
 a machine with numpy only.
+
+Layout
+------
+Six layers, lowest first. A module imports only modules of its own layer or lower ones, lazy imports inside functions
+included, and no two modules import each other (``tests/test_layering.py`` checks both from the import graph). Each
+module has one job:
+
+1. **foundations** -- ``_validate`` (argument checks that name the argument, its unit and range; ``broadcast``),
+   ``_sysinfo`` (what /proc and /sys report: cache sizes), ``style`` (the one SI formatter ``format_si``, text
+   wrapping at the book's width, the colour palette, ``Table``).
+2. **laws** (numpy only) -- ``opcost`` (FLOPs and bytes of an op; arithmetic intensity), ``roofline`` (iron law,
+   regimes, ``Roofline``), ``pareto``, ``amdahl``, ``energy`` (the energy-movement model), ``dam`` (the D·A·M
+   diagnosis), ``claims`` (the verdict vocabulary every measured sentence is checked with).
+3. **machine** -- ``hardware`` (datasheet catalog, CPU estimate, which spec fits a device), ``timing`` (``benchmark``,
+   ``timer``, ``torch_threads``: the one place threads are pinned), ``energy_meter`` (NVML/RAPL), ``ceilings``
+   (measured roofline, cached per device by ``machine_roofline``), ``profile`` (per-op FLOPs, bytes and time).
+4. **experiments** (one chapter and its lab each) -- ``roofline_cases`` (datasheet cases: kernel catalog, memory
+   wall, decode floor), ``op_bench`` (measured ops), ``roofline_claims`` (what chapter 3 and lab 1 claim about
+   them), ``kernels`` (the old name of the three, kept as a facade), ``compress`` (chapter 2, lab 2), ``fusion``
+   (chapter 4, lab 3), ``pipeline`` (chapter 5, lab 4), ``scenarios`` (chapter 6, lab 5).
+5. **presentation** -- ``plots`` (every matplotlib figure), ``widgets`` (every ipywidgets explorer).
+6. **tools** -- this package's ``__init__``, ``__main__``, ``cli``, ``doctor``, ``notebooks``, ``_sphinx`` (the
+   book's build hooks), ``grading`` (assign, sandboxed grading, gradebook).
+
+A name that moved up to the presentation layer stays importable from its old module through a lazy alias table
+(``_MOVED``), so notebooks written against the old home keep working; new code imports from the home.
 """
 
 from __future__ import annotations
