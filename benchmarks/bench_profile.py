@@ -3,10 +3,10 @@
 Models (inference, ``torch.no_grad``): an MLP (512 -> 2048 -> 512, batch 64) and a pre-norm transformer block
 (d=256, 4 heads, causal SDPA, GELU MLP; batch 4 x 128 tokens). ``torch.profiler.profile(record_shapes=True)`` around
 one call plus ``key_averages(group_by_input_shape=True)`` is the competitor; ``profile_ops`` gets the roofline measured
-beforehand (a notebook pays for it once per process); both tools are warmed up once (one-time start-up costs). Each wall time is the median of 7 repetitions; the end-to-end
-time is ``benchmark(model, x).median_s``. A shared VM's speed drifts by ~10 % between seconds, so the three are measured
-in 5 interleaved rounds and each figure is the median over rounds (every round is printed). One thread (the machine is
-shared: a busy core stalls 2-thread ops).
+beforehand (a notebook pays for it once per process); both tools are warmed up once (one-time start-up costs). Each
+wall time is the median of 7 repetitions; the end-to-end time is ``benchmark(model, x).median_s``. A shared VM's speed
+drifts by ~10 % between seconds, so the three are measured in 5 interleaved rounds and each figure is the median over
+rounds (every round is printed). One thread (the machine is shared: a busy core stalls 2-thread ops).
 Goals: wall ratio <= 3, per-op sum within 20 % of end-to-end.
 
 Reproduce (from the repository root)::
@@ -29,7 +29,10 @@ from efflab.timing import HighVarianceWarning, benchmark
 
 
 class Block(torch.nn.Module):
-    """A pre-norm transformer block: LayerNorm, QKV, causal SDPA, projection, GELU MLP, residuals."""
+    """A pre-norm transformer block: LayerNorm, QKV, causal SDPA, projection, GELU MLP, residuals.
+
+    The one definition: tests/test_profile.py loads this script (``helpers.load_benchmark``) and profiles it at d=64.
+    """
 
     def __init__(self, d=256, heads=4):
         super().__init__()
@@ -82,7 +85,8 @@ def main() -> None:
         "transformer block": (Block(256, 4), torch.randn(4, 128, 256)),
     }
     print(
-        f"{'model':<19}{'ops':>5}{'profile_ops':>13}{'torch.prof':>12}{'ratio':>7}{'sum ops':>11}{'e2e':>11}{'sum/e2e':>9}"
+        f"{'model':<19}{'ops':>5}{'profile_ops':>13}{'torch.prof':>12}{'ratio':>7}"
+        f"{'sum ops':>11}{'e2e':>11}{'sum/e2e':>9}"
     )
     with torch.no_grad():
         for name, (model, x) in models.items():

@@ -1,4 +1,8 @@
-"""Shared pytest configuration: the ``gpu`` marker skips without CUDA, and the repository root as a fixture."""
+"""Shared pytest configuration: the ``gpu`` marker skips without CUDA, and the repository root as a fixture.
+
+Plain helpers shared by test modules (``raises_naming``, ``load_benchmark``) live in ``tests/helpers.py``:
+``from helpers import raises_naming``.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""D·A·M diagnosis on hand-built scenarios: a starving input pipeline, a latency cliff, a compute wall, and 7B decode."""
+"""D·A·M diagnosis on hand-built scenarios (starving input, latency cliff, compute wall, 7B decode) and oracle tables.
+
+The oracles are worked by hand from the rules in efflab/dam.py's docstrings: the regime is the largest time term
+(data -> input, idle -> latency, compute -> the roofline's memory/compute, or "device" without FLOPs and bytes); a fix
+addresses the bottleneck when it shortens that term (FIXES), else it is the hardware crutch (hardware), the model
+twiddle (a model change while input-bound) or the premature optimizer (anything else).
+"""
 
 from __future__ import annotations
 
@@ -100,11 +106,147 @@ def test_fixes_follow_the_source_table():
             assert diagnose(**kwargs, proposed_fix=fix).anti_pattern is None, fix
         for fix in wasted:
             assert diagnose(**kwargs, proposed_fix=fix).anti_pattern == "hardware crutch", fix
-    for fix in FIXES:  # every fix gets a verdict in every regime
-        for kwargs in (memory, compute, latency, {"data_time_s": 1.0, "compute_time_s": 0.1}):
-            d = diagnose(**kwargs, proposed_fix=fix)
-            assert d.anti_pattern in (None, "hardware crutch", "model twiddle", "premature optimizer")
-            assert d.reason
+
+
+# --- the oracle: every fix in every regime, worked by hand ------------------------------------------------------------
+
+# A toy device: 1 TFLOP/s and 100 GB/s, so the ridge is 10 FLOP/B.
+TOY = {"peak_flops_per_s": 1e12, "bandwidth_bytes_per_s": 1e11}
+# One workload per regime; each regime follows from the largest term (and, for device time, the roofline) by hand.
+WORKLOADS = {
+    # data 0.6 s > compute 0.3 s > idle 0.1 s: the device waits on its input.
+    "input": {"data_time_s": 0.6, "compute_time_s": 0.3, "idle_time_s": 0.1},
+    # idle 0.8 s > compute 0.15 s > data 0.05 s: dispatch overhead dominates.
+    "latency": {"data_time_s": 0.05, "compute_time_s": 0.15, "idle_time_s": 0.8},
+    # compute dominates; 1e10 FLOP over 1e10 B = 1 FLOP/B < ridge 10: memory-bound (MFU 1e10 / 1e12 = 1 %).
+    "memory": {"data_time_s": 0.0, "compute_time_s": 1.0, "flops": 1e10, "bytes_moved": 1e10, **TOY},
+    # compute dominates; 6e11 FLOP over 6e9 B = 100 FLOP/B > ridge 10: compute-bound (MFU 60 %).
+    "compute": {"data_time_s": 0.0, "compute_time_s": 1.0, "flops": 6e11, "bytes_moved": 6e9, **TOY},
+    # compute dominates, and no FLOPs or bytes split it into memory and compute.
+    "device": {"data_time_s": 0.1, "compute_time_s": 0.9},
+}
+REGIMES = ("input", "latency", "memory", "compute", "device")
+C, T, P = "hardware crutch", "model twiddle", "premature optimizer"
+# fix -> expected anti-pattern per regime (None: it shortens the dominant term). A hardware fix that misses is the
+# crutch; a model change misses only while input-bound (the twiddle); a software fix that misses is premature. Device
+# time unsplit: any fix that helps memory- or compute-bound time may help.
+# fmt: off
+EXPECTED = {
+    #                      input latency memory compute device
+    "faster_gpu":          (C,    C,     C,     None,   None),  # more FLOP/s: only compute time
+    "more_bandwidth":      (C,    C,     None,  C,      None),  # more bytes/s: only memory time
+    "quantize":            (T,    P,     None,  None,   None),  # fewer bytes and cheaper FLOPs
+    "prune":               (T,    P,     None,  None,   None),
+    "change_model":        (T,    P,     None,  None,   None),
+    "fuse_kernels":        (P,    None,  None,  P,      None),  # fewer trips to memory, fewer dispatches
+    "async_dispatch":      (P,    None,  P,     P,      P),     # hides dispatch only
+    "bigger_batch":        (P,    None,  None,  P,      None),  # amortizes weights' bytes and dispatches
+    "better_kernel":       (P,    P,     P,     None,   None),  # closer to peak FLOP/s
+    "more_loader_workers": (None, P,     P,     P,      P),     # the input pipeline only
+    "cache_dataset":       (None, P,     P,     P,      P),
+}
+# fmt: on
+AXES = {"input": "data", "latency": "machine", "memory": "data", "compute": "algorithm", "device": "machine"}
+
+
+def test_oracle_covers_every_fix_and_every_anti_pattern():
+    assert set(EXPECTED) == set(FIXES)
+    seen = {verdict for row in EXPECTED.values() for verdict in row}
+    assert seen == {None, C, T, P}
+    for i, regime in enumerate(REGIMES):  # in every regime at least one fix works and at least one is wasted
+        column = [row[i] for row in EXPECTED.values()]
+        assert None in column and any(column), regime
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_regime_and_axis_of_each_workload(regime):
+    d = diagnose(**WORKLOADS[regime])
+    assert (d.regime, d.axis) == (regime, AXES[regime])
+    assert d.proposed_fix is None and d.anti_pattern is None and d.reason == ""
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+@pytest.mark.parametrize("fix", sorted(EXPECTED))
+def test_anti_pattern_oracle(fix, regime):
+    expected = EXPECTED[fix][REGIMES.index(regime)]
+    d = diagnose(**WORKLOADS[regime], proposed_fix=fix)
+    assert d.regime == regime and d.proposed_fix == fix
+    assert d.anti_pattern == expected
+    assert d.reason
+    if expected is None and regime != "device":
+        assert d.dominant_term in d.reason  # "It shortens the dominant term (...)"
+    if expected in (C, P):
+        assert regime in d.reason  # names the regime it misses
+    text = " ".join(d.to_text().split())
+    assert (f"the {expected}" if expected else "addresses the bottleneck") in text
+
+
+def test_unsplit_device_time_says_whether_the_fix_is_sure():
+    # Fixes for both memory and compute time shorten device time for sure; one-sided fixes only may help.
+    for fix in ("quantize", "prune", "change_model"):
+        assert "whether it is memory- or compute-bound" in diagnose(**WORKLOADS["device"], proposed_fix=fix).reason
+    for fix in ("faster_gpu", "more_bandwidth", "fuse_kernels", "bigger_batch", "better_kernel"):
+        assert "It may help" in diagnose(**WORKLOADS["device"], proposed_fix=fix).reason
+
+
+# --- boundaries -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "compute", "idle", "regime"),
+    [
+        (0.5, 0.5, 0.0, "input"),  # data ties compute: data wins
+        (0.4, 0.2, 0.4, "input"),  # data ties idle: data wins
+        (0.0, 0.5, 0.5, "device"),  # compute ties idle: compute wins
+        (1.0, 1.0, 1.0, "input"),  # all three tie
+        (0.0, 0.0, 1.0, "latency"),  # nothing but dispatch
+        (1e-9, 0.0, 0.0, "input"),  # nothing but a wait on input, however short
+    ],
+)
+def test_ties_go_data_then_compute_then_idle(data, compute, idle, regime):
+    assert diagnose(data_time_s=data, compute_time_s=compute, idle_time_s=idle).regime == regime
+
+
+def test_intensity_at_the_ridge_is_memory_bound():
+    # Ridge 10 FLOP/B: 1e10 FLOP over 1e9 B takes 0.01 s on either roof; the roofline breaks the tie to memory.
+    at = {"data_time_s": 0.0, "compute_time_s": 1.0, "bytes_moved": 1e9, **TOY}
+    assert diagnose(**at, flops=1e10).regime == "memory"
+    assert diagnose(**at, flops=1.001e10).regime == "compute"
+    assert diagnose(**at, flops=0.0).regime == "memory"  # no FLOPs at all: only bytes
+    assert diagnose(**at, flops=1e10, proposed_fix="faster_gpu").anti_pattern == C
+    assert diagnose(**at, flops=1.001e10, proposed_fix="faster_gpu").anti_pattern is None
+
+
+def test_compute_axis_turns_at_mfu_30_percent():
+    # Compute-bound (100 FLOP/B > ridge 10): machine while MFU < 30 % (eta is low), algorithm from 30 % on.
+    wall = {"data_time_s": 0.0, "compute_time_s": 1.0, **TOY}
+    at = diagnose(**wall, flops=3e11, bytes_moved=3e9)
+    assert (at.regime, at.axis) == ("compute", "algorithm")
+    assert (at.scorecard.mfu.value, at.scorecard.mfu.verdict) == (0.3, "warn")  # 3e11 / 1e12: exactly the threshold
+    below = diagnose(**wall, flops=2.99e11, bytes_moved=2.99e9)
+    assert (below.regime, below.axis, below.scorecard.mfu.verdict) == ("compute", "machine", "fail")
+    # The axis moves, the verdicts do not: a faster GPU shortens compute-bound time either way.
+    for kwargs in ({"flops": 3e11, "bytes_moved": 3e9}, {"flops": 2.99e11, "bytes_moved": 2.99e9}):
+        assert diagnose(**wall, **kwargs, proposed_fix="faster_gpu").anti_pattern is None
+        assert diagnose(**wall, **kwargs, proposed_fix="more_bandwidth").anti_pattern == C
+
+
+def test_partial_counts_leave_device_time_unsplit():
+    # FLOPs and a peak give an MFU but no roofline: the regime stays "device", on the machine axis even at MFU 90 %.
+    d = diagnose(data_time_s=0.0, compute_time_s=1.0, flops=9e11, peak_flops_per_s=1e12, proposed_fix="faster_gpu")
+    assert (d.regime, d.axis, d.classification, d.anti_pattern) == ("device", "machine", None, None)
+    assert d.scorecard.mfu.value == pytest.approx(0.9) and d.scorecard.intensity is None
+    d = diagnose(data_time_s=0.0, compute_time_s=1.0, flops=1e10, bytes_moved=1e10, proposed_fix="async_dispatch")
+    assert (d.regime, d.anti_pattern) == ("device", P)
+
+
+def test_overlapped_terms_are_judged_by_the_largest():
+    # Loading overlapped with compute: 0.7 s data, 0.9 s compute in a 1 s wall. Compute is the larger term.
+    d = diagnose(data_time_s=0.7, compute_time_s=0.9, wall_time_s=1.0, proposed_fix="more_loader_workers")
+    assert (d.regime, d.anti_pattern) == ("device", P)
+    assert d.scorecard.io_overhead.verdict == "fail"  # 70 % > 10 %: the scorecard still flags the wait
+    d = diagnose(data_time_s=0.9, compute_time_s=0.7, wall_time_s=1.0, proposed_fix="quantize")
+    assert (d.regime, d.anti_pattern) == ("input", T)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +305,7 @@ def test_to_text():
     assert "0.0283 %" in text
 
 
-# --- bad input ----------------------------------------------------------------------------------------------------------
+# --- bad input --------------------------------------------------------------------------------------------------------
 
 NEG = st.floats(max_value=-1e-300, allow_nan=False, allow_infinity=False)
 COMMON = st.sampled_from([math.nan, math.inf, -math.inf, "3", 1 + 2j, [1.0, 2.0], object()])

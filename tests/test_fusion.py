@@ -6,16 +6,18 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from efflab.fusion import (
+torch = pytest.importorskip("torch")
+
+from efflab.fusion import (  # noqa: E402
     compare_fusion,
     compare_weight_dtypes,
     gelu_tanh_fused,
     gelu_tanh_unfused,
     unfused_gelu_bytes,
 )
-from efflab.roofline import Roofline
+from efflab.profile import profile_ops  # noqa: E402
+from efflab.roofline import Roofline  # noqa: E402
 
 ROOF = Roofline(compute={"fp32": 1e11}, memory={"dram": 2e10}, latency_s=1e-6, name="test roofline")
 
@@ -33,17 +35,62 @@ def test_unfused_and_fused_agree_with_float64_oracle(seed):
     np.testing.assert_allclose(gelu_tanh_fused(x).numpy(), expected, atol=2e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1,), (10_000,), (33, 64)])
+def test_fused_equals_the_unfused_torch_reference(dtype, shape):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=dtype) * 4
+    torch.testing.assert_close(gelu_tanh_fused(x), gelu_tanh_unfused(x))
+    strided = x[..., ::2]  # a non-contiguous view
+    torch.testing.assert_close(gelu_tanh_fused(strided), gelu_tanh_unfused(strided))
+    # Fixed points of the formula: gelu(0) = 0; tanh saturates, so gelu(x) = x far right and 0 far left.
+    edges = torch.tensor([0.0, 10.0, -10.0], dtype=dtype)
+    for fn in (gelu_tanh_fused, gelu_tanh_unfused):
+        torch.testing.assert_close(fn(edges), torch.tensor([0.0, 10.0, 0.0], dtype=dtype))
+
+
+# gelu_tanh_unfused, 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3))), op by op in Python's evaluation order:
+# (aten op, tensor-sized reads, tensor-sized writes). 10 reads + 8 writes = 18 transfers; fused: 1 read + 1 write.
+UNFUSED_OPS = (
+    ("aten.pow", 1, 1),  # x**3
+    ("aten.mul", 1, 1),  # 0.044715 * x**3
+    ("aten.add", 2, 1),  # x + (.)
+    ("aten.mul", 1, 1),  # sqrt(2/pi) * (.)          -> inner
+    ("aten.mul", 1, 1),  # 0.5 * x
+    ("aten.tanh", 1, 1),  # tanh(inner)
+    ("aten.add", 1, 1),  # 1 + tanh(inner)
+    ("aten.mul", 2, 1),  # (0.5 x) * (1 + tanh)
+)
+
+
+@pytest.mark.parametrize("numel", [1, 1000])
+def test_unfused_chain_op_by_op(numel):
+    # One FLOP per element per elementwise op; the fused gelu counts the same 8 elementary operations per element.
+    x = torch.randn(numel)
+    records = profile_ops(gelu_tanh_unfused, x, roofline=ROOF).records
+    assert [(r.name, r.flops, r.bytes_moved) for r in records] == [
+        (name, numel, (reads + writes) * numel * 4) for name, reads, writes in UNFUSED_OPS
+    ]
+    (fused,) = profile_ops(gelu_tanh_fused, x, roofline=ROOF).records
+    assert (fused.name, fused.flops, fused.bytes_moved) == ("aten.gelu", 8 * numel, 2 * numel * 4)
+
+
 @pytest.mark.parametrize("numel", [1, 1000, 4096])
-def test_profiled_bytes_match_hand_count(numel):
+def test_compare_fusion_against_the_hand_count(numel):
     c = compare_fusion(numel, roofline=ROOF, min_run_s=0.005, device="cpu")
-    unfused_bytes, fused_bytes = unfused_gelu_bytes(numel)
-    assert c.unfused.bytes_moved == unfused_bytes
-    assert c.fused.bytes_moved == fused_bytes
-    assert (c.unfused.kernels, c.fused.kernels) == (8, 1)
-    assert c.bytes_ratio == 9.0
+    assert (c.numel, c.dtype, c.device) == (numel, "fp32", "cpu")
+    assert (c.unfused.kernels, c.fused.kernels) == (len(UNFUSED_OPS), 1)
+    assert c.unfused.bytes_moved == 18 * numel * 4 and c.fused.bytes_moved == 2 * numel * 4
+    assert c.unfused.flops == c.fused.flops == 8 * numel  # fusion keeps the arithmetic
+    assert c.fused.bytes_moved < c.unfused.bytes_moved and c.bytes_ratio == 9.0
+    assert unfused_gelu_bytes(numel) == (18 * numel * 4, 2 * numel * 4)
+    assert unfused_gelu_bytes(numel, dtype_bytes=2) == (18 * numel * 2, 2 * numel * 2)
+    # The derived figures recombine the two measured times; nothing is measured twice.
+    assert c.speedup == c.unfused.time_s / c.fused.time_s
+    for variant in (c.unfused, c.fused):
+        assert variant.effective_bandwidth_bytes_per_s == variant.bytes_moved / variant.time_s
     assert c.compiled is None and c.compile_time_s is None
-    assert c.unfused.time_s > 0 and c.fused.time_s > 0
-    assert "bytes unfused/fused = 9x" in c.to_text()
+    text = " ".join(c.to_text().split())
+    assert "bytes unfused/fused = 9x" in text and f"over {numel:,} fp32 elements on cpu" in text
 
 
 def test_energy_charges_same_flops_and_fewer_bytes():
@@ -58,17 +105,22 @@ def test_energy_charges_same_flops_and_fewer_bytes():
 def test_weight_dtypes_bytes_and_error():
     out_f, in_f = 96, 160
     fp32, int8 = compare_weight_dtypes(out_f, in_f, roofline=ROOF, min_run_s=0.005, device="cpu")
+    assert (fp32.weight_dtype, int8.weight_dtype) == ("fp32", "int8")
     assert fp32.weight_bytes == 4 * out_f * in_f
-    assert int8.weight_bytes == out_f * in_f + 2 * out_f
+    assert int8.weight_bytes == out_f * in_f + 2 * out_f  # int8 W and one bf16 scale per row
+    assert int8.weight_bytes < fp32.weight_bytes
     # Compulsory bytes of F.linear: W, x and y in fp32.
     assert fp32.bytes_moved == 4 * (out_f * in_f + in_f + out_f)
+    assert fp32.effective_bandwidth_bytes_per_s == fp32.bytes_moved / fp32.time_s
+    assert fp32.relative_error is None  # the reference the int8 result is measured against
     if int8.time_s is None:
         assert "unavailable" in int8.skipped
     else:
         # int8 W, bf16 x, bf16 scales and bf16 y.
         assert int8.bytes_moved == out_f * in_f + 2 * (in_f + out_f + out_f)
+        assert int8.bytes_moved < fp32.bytes_moved
         assert int8.relative_error < 2e-2  # bf16 activations: ~3 significant digits
-        assert int8.effective_bandwidth_bytes_per_s > 0
+        assert int8.effective_bandwidth_bytes_per_s == int8.bytes_moved / int8.time_s
 
 
 def test_bad_input():
@@ -82,7 +134,7 @@ def test_bad_input():
         compare_weight_dtypes(0, 4, roofline=ROOF)
 
 
-# --- claims judged on the page's own figures ---------------------------------------------------------------------------
+# --- claims judged on the page's own figures --------------------------------------------------------------------------
 
 
 def _matvec(speedup, spread=0.0):

@@ -1,4 +1,7 @@
-"""Hardware catalog against REFERENCE.md's dense figures, name matching, and the CPU estimate's formula."""
+"""Hardware catalog against the NVIDIA datasheets' dense figures, name matching, and the CPU estimate's formula.
+
+The oracle table cites the primary sources listed in chapters/references.md (one datasheet per GPU).
+"""
 
 from __future__ import annotations
 
@@ -24,15 +27,16 @@ from efflab.hardware import (
     parse_cpuinfo,
 )
 
-# The oracle: the NVIDIA datasheets' dense figures, typed in independently of the catalog:
-# key -> (fp32 TFLOP/s, fp16/bf16 Tensor Core TFLOP/s, bandwidth GB/s, TDP W, BF16/FP16 ridge FLOP/B)
+# The oracle: each GPU's dense figures typed in from its NVIDIA datasheet, independently of the catalog. Turing and
+# Volta datasheets print dense Tensor Core peaks; Ampere, Ada and Hopper ones print sparse peaks (marked *, 2x dense),
+# halved here. key -> (fp32 TFLOP/s, fp16/bf16 Tensor Core TFLOP/s, bandwidth GB/s, TDP W, ridge FLOP/B = fp16 / bw)
 REFERENCE = {
-    "T4": (8.1, 65, 320, 70, 203),
-    "L4": (30.3, 121, 300, 72, 403),
-    "V100 SXM2": (15.7, 125, 900, 300, 139),
-    "A100 40GB SXM": (19.5, 312, 1555, 400, 201),
-    "A100 80GB SXM": (19.5, 312, 2039, 400, 153),
-    "H100 SXM": (67, 989.4, 3350, 700, 295),
+    "T4": (8.1, 65, 320, 70, 203),  # NVIDIA T4 datasheet (dense); 320 GB/s: NVIDIA T4 product page (GDDR6)
+    "L4": (30.3, 121, 300, 72, 403),  # NVIDIA L4 datasheet (FP16 242* sparse, dense 121)
+    "V100 SXM2": (15.7, 125, 900, 300, 139),  # NVIDIA Tesla V100 datasheet (SXM2, dense)
+    "A100 40GB SXM": (19.5, 312, 1555, 400, 201),  # NVIDIA A100 datasheet (SXM, dense; FP16 624* sparse)
+    "A100 80GB SXM": (19.5, 312, 2039, 400, 153),  # NVIDIA A100 datasheet (80GB SXM, dense; HBM2e)
+    "H100 SXM": (67, 989.4, 3350, 700, 295),  # NVIDIA H100 datasheet (SXM, dense; FP16 1979* sparse)
 }
 
 

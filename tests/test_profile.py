@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from helpers import load_benchmark
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -22,23 +23,9 @@ ROOF = Roofline(compute={"fp32": 1e11}, memory={"dram": 2.5e10}, latency_s=2e-6,
 CPU_SDPA = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
 
 
-class Block(nn.Module):
-    """A pre-norm transformer block: LayerNorm, QKV, causal SDPA, projection, GELU MLP, residuals."""
-
-    def __init__(self, d=64, heads=4):
-        super().__init__()
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
-
-    def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
-        a = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
-        return x + self.mlp(self.ln2(x))
+# The pre-norm transformer block (LayerNorm, QKV, causal SDPA, projection, GELU MLP, residuals) that
+# benchmarks/bench_profile.py times: one definition, profiled here at d=64.
+Block = load_benchmark("bench_profile").Block
 
 
 def mlp():
@@ -60,7 +47,7 @@ def cnn():
 
 
 def block():
-    return Block(), torch.randn(2, 16, 64)
+    return Block(d=64, heads=4), torch.randn(2, 16, 64)
 
 
 def flop_counter_total(model, x, **kwargs):
@@ -211,7 +198,7 @@ def test_cuda_profile_uses_events():
     assert all(r.time_s > 0 for r in prof.records if r.bytes_moved > 0)
 
 
-# --- Fused inference ops of nn.TransformerEncoderLayer / nn.MultiheadAttention (the "fast path") ------------------------
+# --- Fused inference ops of nn.TransformerEncoderLayer / nn.MultiheadAttention (the "fast path") ----------------------
 
 FUSED = ("aten._transformer_encoder_layer_fwd", "aten._native_multi_head_attention")
 # (d_model, heads, seq, batch)
