@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import raises_naming
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -214,18 +215,12 @@ BAD_SENSE = st.one_of(
 ALL = [pareto_mask, pareto_front, pareto_ranks, knee_point]
 
 
-def _raises_naming(fn, name, *args, **kwargs):
-    with pytest.raises((ValueError, TypeError)) as info:
-        fn(*args, **kwargs)
-    assert name in str(info.value), str(info.value)
-
-
 @settings(max_examples=50, deadline=None)
 @given(bad=BAD_POINTS)
 def test_bad_points(bad):
     for fn in ALL:
-        _raises_naming(fn, "points", bad)
-    _raises_naming(hypervolume, "points", bad, [1.0, 1.0])
+        raises_naming(fn, "points", bad)
+    raises_naming(hypervolume, "points", bad, [1.0, 1.0])
 
 
 @settings(max_examples=50, deadline=None)
@@ -233,20 +228,20 @@ def test_bad_points(bad):
 def test_bad_sense(bad):
     pts = [[1.0, 2.0], [2.0, 1.0]]
     for fn in ALL:
-        _raises_naming(fn, "sense", pts, bad)
-    _raises_naming(hypervolume, "sense", pts, [3.0, 3.0], bad)
+        raises_naming(fn, "sense", pts, bad)
+    raises_naming(hypervolume, "sense", pts, [3.0, 3.0], bad)
 
 
 @settings(max_examples=50, deadline=None)
 @given(bad=st.one_of(st.just([1.0]), st.just([1.0, math.nan]), st.just([1.0, -math.inf]), st.just("ref"), st.none()))
 def test_bad_reference(bad):
-    _raises_naming(hypervolume, "reference", [[0.0, 0.0]], bad)
+    raises_naming(hypervolume, "reference", [[0.0, 0.0]], bad)
 
 
 def test_knee_needs_two_objectives():
-    _raises_naming(knee_point, "points", [[1.0, 2.0, 3.0]])
-    _raises_naming(knee_point, "points", [1.0, 2.0])
-    _raises_naming(knee_point, "points", np.zeros((0, 2)))
+    raises_naming(knee_point, "points", [[1.0, 2.0, 3.0]])
+    raises_naming(knee_point, "points", [1.0, 2.0])
+    raises_naming(knee_point, "points", np.zeros((0, 2)))
 
 
 @settings(max_examples=50, deadline=None)
