@@ -57,8 +57,9 @@ def _roofline(args: argparse.Namespace) -> int:
             print("matplotlib is not installed: no plot (pip install matplotlib)")
             return 0
         ax = plot_roofline(report.roofline)
-        ax.figure.savefig(args.plot, dpi=120, bbox_inches="tight")
-        plt.close(ax.figure)
+        fig = ax.figure.figure  # the root Figure: ax.figure itself, as plot_roofline drew a new one
+        fig.savefig(args.plot, dpi=120, bbox_inches="tight")
+        plt.close(fig)
         print(f"saved {args.plot}")
     return 0
 

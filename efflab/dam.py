@@ -20,6 +20,7 @@ FLOPs/bytes were given to tell those two apart.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from efflab import _validate as v
@@ -136,18 +137,18 @@ class Diagnosis:
         return wrap_text("\n".join(lines))
 
 
-def _scalar(value, name: str, unit: str, *, positive: bool = False) -> float:
+def _scalar(value: float, name: str, unit: str, *, positive: bool = False) -> float:
     arr = v.positive(value, name, unit) if positive else v.nonnegative(value, name, unit)
     if arr.ndim:
         raise ValueError(f"{name} must be a single number ({unit}); got shape {arr.shape}")
     return float(arr)
 
 
-def _optional(value, name: str, unit: str, *, positive: bool = True) -> float | None:
+def _optional(value: float | None, name: str, unit: str, *, positive: bool = True) -> float | None:
     return None if value is None else _scalar(value, name, unit, positive=positive)
 
 
-def _verdict(value: float, pass_if, fail_if) -> str:
+def _verdict(value: float, pass_if: Callable[[float], bool], fail_if: Callable[[float], bool]) -> str:
     return "pass" if pass_if(value) else "fail" if fail_if(value) else "warn"
 
 
@@ -168,17 +169,17 @@ def _anti_pattern(fix: str, regime: str, dominant_term: str) -> tuple[str | None
 
 def diagnose(
     *,
-    data_time_s,
-    compute_time_s,
-    idle_time_s=0.0,
-    flops=None,
-    bytes_moved=None,
-    peak_flops_per_s=None,
-    bandwidth_bytes_per_s=None,
-    wall_time_s=None,
+    data_time_s: float,
+    compute_time_s: float,
+    idle_time_s: float = 0.0,
+    flops: float | None = None,
+    bytes_moved: float | None = None,
+    peak_flops_per_s: float | None = None,
+    bandwidth_bytes_per_s: float | None = None,
+    wall_time_s: float | None = None,
     proposed_fix: str | None = None,
-    params_total=None,
-    params_nonzero=None,
+    params_total: int | None = None,
+    params_nonzero: int | None = None,
 ) -> Diagnosis:
     """Diagnose a measured workload along the D·A·M axes and score it.
 
@@ -258,23 +259,26 @@ def diagnose(
                 f"wall_time_s must be >= each measured term (in s); got {wall:g} < {max(terms.values()):g}"
             )
 
-    dominant = max(terms, key=terms.get)  # ties: data, then compute, then idle
+    dominant = max(terms, key=terms.__getitem__)  # ties: data, then compute, then idle
     classification = None
-    if None not in (flops, bytes_moved, peak, bw):
+    if flops is not None and bytes_moved is not None and peak is not None and bw is not None:
         classification = classify(flops, bytes_moved, peak, bw)
-    mfu = None if flops is None or peak is None else flops / (wall * peak)
-    if mfu is not None and mfu > 1 + 1e-9:
-        raise ValueError(
-            f"flops must be <= peak_flops_per_s * wall time ({peak * wall:.4g} FLOP); got {flops:.4g} "
-            f"(MFU {mfu:.3g} > 1: check the units, or the peak's dtype)"
-        )
+    mfu = None
+    if flops is not None and peak is not None:
+        mfu = flops / (wall * peak)
+        if mfu > 1 + 1e-9:
+            raise ValueError(
+                f"flops must be <= peak_flops_per_s * wall time ({peak * wall:.4g} FLOP); got {flops:.4g} "
+                f"(MFU {mfu:.3g} > 1: check the units, or the peak's dtype)"
+            )
 
     if dominant == "data":
         regime = "input"
     elif dominant == "idle":
         regime = "latency"
     else:
-        regime = classification.regime if classification is not None else "device"
+        # scalar inputs give a scalar classification, whose regime is a str; str() only states it for the checker
+        regime = str(classification.regime) if classification is not None else "device"
     table = {"input": _INPUT, "device": _DEVICE}.get(regime) or remedies(regime)
     axis = _AXIS.get(regime) or ("machine" if mfu is not None and mfu < MFU_FAIL_BELOW else "algorithm")
 

@@ -185,11 +185,12 @@ class EnergyEstimate:
             f"({self.dtype}; one FMA = {mult + add:.4g} pJ = 2 FLOPs)",
             f"e_byte = {byte_how} = {byte_pj:.4g} pJ/B ({self.memory})",
         ]
-        if np.ndim(self.total_j) == 0:
+        if np.ndim(self.total_j) == 0:  # scalar inputs: every energy is a 0-d value, float() is exact
+            compute_j, movement_j, total_j = float(self.compute_j), float(self.movement_j), float(self.total_j)
             lines += [
-                f"compute  = {self.flops:.4g} FLOP * {self.energy_per_flop_j / _PJ:.4g} pJ = {_fmt_j(self.compute_j)}",
-                f"movement = {self.bytes_moved:.4g} B * {byte_pj:.4g} pJ = {_fmt_j(self.movement_j)}",
-                f"total    = {_fmt_j(self.total_j)}; movement / compute = {self.movement_to_compute_ratio:.4g}x",
+                f"compute  = {self.flops:.4g} FLOP * {self.energy_per_flop_j / _PJ:.4g} pJ = {_fmt_j(compute_j)}",
+                f"movement = {self.bytes_moved:.4g} B * {byte_pj:.4g} pJ = {_fmt_j(movement_j)}",
+                f"total    = {_fmt_j(total_j)}; movement / compute = {self.movement_to_compute_ratio:.4g}x",
             ]
         else:
             lines.append(

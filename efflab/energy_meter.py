@@ -23,9 +23,14 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from efflab import _validate as v
 from efflab.style import format_si, wrap_text
+
+if TYPE_CHECKING:
+    from efflab.energy import EnergyEstimate
 
 __all__ = ["EnergyMeter", "EnergyEstimateWarning", "ShortWindowWarning", "counter_delta", "rapl_zones"]
 
@@ -179,9 +184,10 @@ class EnergyMeter:
         self.reason = ""
         self.energy_j: float | None = None
         self.time_s: float | None = None
-        self.estimate_detail = None  # EnergyEstimate(s) behind an estimated energy
+        self.estimate_detail: tuple[EnergyEstimate, ...] | None = None  # EnergyEstimate(s) behind an estimate
         self.zones: dict[str, float] = {}
-        self._start = None
+        self._read: Callable[[], dict[str, float]]  # counter readings (J for NVML, uJ for RAPL), set by _open_counter
+        self._start: dict[str, float] = {}  # the readings at __enter__ (empty for an estimate)
 
     def _open_counter(self) -> None:
         reasons = []
@@ -224,11 +230,11 @@ class EnergyMeter:
     def __enter__(self) -> EnergyMeter:
         self._open_counter()
         _sync()
-        self._start = self._read() if self.source != "estimated" else None
+        self._start = self._read() if self.source != "estimated" else {}
         self._t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         _sync()
         self.time_s = time.perf_counter() - self._t0
         if self.source == "nvml":
@@ -244,7 +250,8 @@ class EnergyMeter:
         elif self.source == "rapl":
             end = self._read()
             self.zones = {
-                name: counter_delta(self._start[name], end[name], max_range) * 1e-6  # uJ -> J
+                # RAPL readings are ints (energy_uj); int() only states it for the checker
+                name: counter_delta(int(self._start[name]), int(end[name]), max_range) * 1e-6  # uJ -> J
                 for name, (_, max_range) in self._zones.items()
             }
         if self.zones:
@@ -312,16 +319,18 @@ class EnergyMeter:
                 f"energy unknown (source=estimated): {self.reason}; nothing to estimate from -- pass "
                 "estimate_from=profile or call .estimate(flops=..., bytes_moved=...)"
             )
-        if self.source == "estimated":
+        energy = format_si(self.energy_j, "J", 4)
+        power = self.power_w  # None only without a measured window (or a zero-length one)
+        rate = "average power unknown" if power is None else f"{format_si(power, 'W', 4)} average"
+        if self.time_s is None:  # .estimate() called outside a `with` block: there is no window to report
+            text = f"{energy} estimated (a model, not a counter); no time window was measured"
+        elif self.source == "estimated":
             text = (
-                f"{format_si(self.energy_j, 'J', 4)} estimated (a model, not a counter) over a measured "
-                f"{format_si(self.time_s, 's', 4)}: {format_si(self.power_w, 'W', 4)} average, estimated"
+                f"{energy} estimated (a model, not a counter) over a measured {format_si(self.time_s, 's', 4)}: "
+                f"{rate}, estimated"
             )
         else:
-            text = (
-                f"{format_si(self.energy_j, 'J', 4)} over {format_si(self.time_s, 's', 4)} = "
-                f"{format_si(self.power_w, 'W', 4)} average (source={self.source})"
-            )
+            text = f"{energy} over {format_si(self.time_s, 's', 4)} = {rate} (source={self.source})"
         if self.source == "estimated":
             text += f"\nmodel: {self.estimate_detail[0].formula}" if self.estimate_detail else ""
             text += f"\nwhy estimated: {self.reason}" if self.reason else ""

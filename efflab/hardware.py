@@ -701,7 +701,8 @@ def cuda_capability(device="cuda") -> tuple[int, int] | None:
         return None
     if not torch.cuda.is_available():
         return None
-    return tuple(torch.cuda.get_device_capability(torch.device(text)))
+    major, minor = torch.cuda.get_device_capability(torch.device(text))
+    return (int(major), int(minor))
 
 
 def dtype_note(dtype: str, device="cuda") -> str | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "NOTEBOOK_DIRS",
@@ -125,7 +126,11 @@ def _role(cell: dict) -> str | None:
 
 def _managed_cell(cell_type: str, role: str, source: str, tags: list[str]) -> dict:
     # A fixed id per role: nbformat 4.5 requires ids, and a stable one keeps diffs quiet.
-    cell = {"cell_type": cell_type, "id": f"efflab-{role}", "metadata": {"efflab": {"role": role}, "tags": list(tags)}}
+    cell: dict[str, Any] = {
+        "cell_type": cell_type,
+        "id": f"efflab-{role}",
+        "metadata": {"efflab": {"role": role}, "tags": list(tags)},
+    }
     cell["source"] = source
     if cell_type == "code":
         cell.update(execution_count=None, outputs=[])

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Iterable
+from typing import TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -34,24 +36,25 @@ from efflab import _validate as v
 
 __all__ = ["hypervolume", "knee_point", "pareto_front", "pareto_mask", "pareto_ranks"]
 
+Sense: TypeAlias = str | Iterable[str] | None
+"""Per-objective direction: None (minimise all), "min" or "max" for all, or one of them per objective."""
+
 _PAIR_BUDGET = 1 << 22  # boolean pair comparisons held at once (4 MiB): bounds memory, keeps numpy calls large
 
 
-def _prepare(points: ArrayLike, sense) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prepare(points: ArrayLike, sense: Sense) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate; return (points as float64 (n, m), costs to minimise, per-objective signs +1 min / -1 max).
 
     When an objective is maximised the costs are a negated, Fortran-ordered copy (each objective a contiguous
     column: numpy runs long 1-D passes several times faster than reductions over a short trailing axis); when all
     are minimised the validated copy itself is used, which saves a pass and an allocation on large inputs.
     """
+    raw: np.ndarray | None = None
     if isinstance(points, np.ndarray) and points.dtype == np.float64 and points.ndim == 2 and points.shape[1] > 0:
         with np.errstate(over="ignore", invalid="ignore"):
-            finite = math.isfinite(points.sum())  # one pass; NaN, inf or an overflow all take the checked path
-    else:
-        finite = False
-    if finite:
-        raw = points  # already valid: skip the defensive copy (nothing here writes to it)
-    else:
+            if math.isfinite(points.sum()):  # one pass; NaN, inf or an overflow all take the checked path
+                raw = points  # already valid: skip the defensive copy (nothing here writes to it)
+    if raw is None:
         raw = v.points_2d(points, "points")  # converts, or raises the shared, named error
     n, m = raw.shape
     if sense is None:
@@ -193,7 +196,7 @@ def _mask(c: np.ndarray) -> np.ndarray:
     return _mask_2d(c) if m == 2 else _mask_nd(c)
 
 
-def pareto_mask(points: ArrayLike, sense=None) -> np.ndarray:
+def pareto_mask(points: ArrayLike, sense: Sense = None) -> np.ndarray:
     """Boolean mask of the non-dominated points (the Pareto front).
 
     ``a`` dominates ``b`` iff ``a_k <= b_k`` for every objective ``k`` and ``a_k < b_k`` for at least one (after
@@ -226,7 +229,7 @@ def pareto_mask(points: ArrayLike, sense=None) -> np.ndarray:
     return _mask(c)
 
 
-def pareto_front(points: ArrayLike, sense=None, return_index: bool = False):
+def pareto_front(points: ArrayLike, sense: Sense = None, return_index: bool = False):
     """The front's points, sorted along the first objective (ascending, then by the next objectives).
 
     Same dominance rule as :func:`pareto_mask`; values are returned in the caller's units and sense.
@@ -286,7 +289,7 @@ def _ranks_2d(c: np.ndarray) -> np.ndarray:
     return out
 
 
-def pareto_ranks(points: ArrayLike, sense=None) -> np.ndarray:
+def pareto_ranks(points: ArrayLike, sense: Sense = None) -> np.ndarray:
     """Non-dominated sorting: rank 0 is the front, rank 1 the front once rank 0 is removed, and so on.
 
     ``rank(p) = 0`` if nothing dominates ``p``, else ``1 + max(rank(q) for q dominating p)``, which equals the peeling
@@ -349,7 +352,7 @@ def _hv(c: np.ndarray, ref: np.ndarray) -> float:
     return total
 
 
-def hypervolume(points: ArrayLike, reference: ArrayLike, sense=None) -> float:
+def hypervolume(points: ArrayLike, reference: ArrayLike, sense: Sense = None) -> float:
     """Volume of objective space dominated by the points and bounded by a reference point (exact).
 
     ``HV = vol( union_p [p, r] )`` for minimised objectives (boxes from each point to the reference). Only points
@@ -404,7 +407,7 @@ def hypervolume(points: ArrayLike, reference: ArrayLike, sense=None) -> float:
     return float(volume)  # a Python float in any dimension (the slicing recursion yields np.float64)
 
 
-def knee_point(points: ArrayLike, sense=None, return_index: bool = False):
+def knee_point(points: ArrayLike, sense: Sense = None, return_index: bool = False):
     """The knee of a 2-D front: the front point farthest from the line joining its two extremes.
 
     Normalise the front so each objective spans [0, 1] (best = 0); the extremes are then (0, 1) and (1, 0) and the

@@ -306,7 +306,7 @@ class InputPipeline:
         """Random crop, random horizontal flip, average-pool resize, normalise: float32 ``(B, 3, h, h)``."""
         cfg = self.config
         rng = np.random.default_rng((cfg.seed, int(i)))
-        n, side, crop, pool = raw.shape[0], raw.shape[1], cfg.crop_hw, cfg.pool
+        n, side, crop, pool = int(raw.shape[0]), int(raw.shape[1]), cfg.crop_hw, cfg.pool
         tops = rng.integers(0, side - crop + 1, (n, 2))
         flips = rng.random(n) < 0.5
         out = np.empty((n, cfg.input_hw, cfg.input_hw, 3), np.float32)
@@ -326,12 +326,12 @@ class InputPipeline:
         """decode + augment batch ``i``: ``(x, y)``."""
         return self.augment(self.decode(i), i), self.labels[self.indices(i)]
 
-    def _timed_load(self, i: int):
+    def _timed_load(self, i: int) -> tuple[np.ndarray, np.ndarray, float, float]:
         with timer(sync=False) as t_dec:
             raw = self.decode(i)
         with timer(sync=False) as t_aug:
             x = self.augment(raw, i)
-        return x, self.labels[self.indices(i)], t_dec.elapsed_s, t_aug.elapsed_s
+        return x, self.labels[self.indices(i)], t_dec.seconds, t_aug.seconds
 
     def batches(self, n_batches: int, *, overlap: bool = False, workers: int = 1, prefetch: int | None = None):
         """Yield ``(x, y, decode_s, augment_s, wait_s)`` for batches ``0 .. n_batches-1`` in order.
@@ -344,7 +344,7 @@ class InputPipeline:
             for i in range(n):
                 with timer(sync=False) as t:
                     x, y, dec, aug = self._timed_load(i)
-                yield x, y, dec, aug, t.elapsed_s
+                yield x, y, dec, aug, t.seconds
             return
         workers = v.integer(workers, "workers", "threads", low=1)
         depth = 2 * workers if prefetch is None else v.integer(prefetch, "prefetch", "batches", low=1)
@@ -355,7 +355,7 @@ class InputPipeline:
                     x, y, dec, aug = pending.popleft().result()
                 if i + depth < n:
                     pending.append(pool.submit(self._timed_load, i + depth))
-                yield x, y, dec, aug, t.elapsed_s
+                yield x, y, dec, aug, t.seconds
 
     def run(
         self,
@@ -376,8 +376,9 @@ class InputPipeline:
         """
         n = v.integer(n_batches, "n_batches", "batches", low=1)
         warm = v.integer(warmup_batches, "warmup_batches", "batches", low=0)
-        times = {k: [] for k in STAGES}
-        waits, losses = [], []
+        times: dict[str, list[float]] = {k: [] for k in STAGES}
+        waits: list[float] = []
+        losses: list[float] = []
         with torch_threads(threads) as used:
             if model_step is not None:
                 for i in range(warm):
@@ -388,7 +389,7 @@ class InputPipeline:
                     if model_step is not None:
                         with timer() as t:
                             losses.append(model_step(x, y))
-                        model_s = t.elapsed_s
+                        model_s = t.seconds
                     times["decode"].append(dec)
                     times["augment"].append(aug)
                     times["model"].append(model_s)
@@ -396,7 +397,7 @@ class InputPipeline:
         return PipelineRun(
             {k: tuple(t) for k, t in times.items()},
             tuple(waits),
-            wall.elapsed_s,
+            wall.seconds,
             bool(overlap),
             int(workers) if overlap else 0,
             used,

@@ -20,19 +20,25 @@ point at the iron-law bound ``flops / T`` of the roofline, latency included. Its
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn, Protocol, TypeAlias
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.collections import PathCollection
+from matplotlib.text import Annotation
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from numpy.typing import ArrayLike
 
 from efflab import _validate as v
 from efflab.amdahl import amdahl_speedup, gustafson_speedup
 from efflab.energy import HOROWITZ_45NM_PJ, MEMORY_LEVELS, EnergyEstimate
-from efflab.hardware import as_roofline
-from efflab.pareto import knee_point, pareto_front, pareto_mask
-from efflab.roofline import Classification
+from efflab.hardware import Device, as_roofline
+from efflab.pareto import Sense, knee_point, pareto_front, pareto_mask
+from efflab.roofline import Ceiling, Classification, Roofline
 from efflab.style import (
     CHOSEN_COLOR,
     COMPUTE_UNITS,
@@ -65,6 +71,43 @@ __all__ = [
     "place_labels",
 ]
 
+if TYPE_CHECKING:
+    from matplotlib.typing import LegendLocType
+
+    from efflab.pipeline import PipelineRun
+    from efflab.scenarios import ScenarioRun
+
+RooflineLike: TypeAlias = Roofline | Device | str
+"""A machine: a :class:`~efflab.roofline.Roofline`, a :class:`~efflab.hardware.Device` or a catalog name ("T4")."""
+PointsLike: TypeAlias = Mapping[str, object] | Sequence[object] | None
+"""Kernels to place on a roofline, in any of the forms listed in the module notes (None: no points)."""
+
+
+class _CostLike(Protocol):
+    """What a cost needs for a roofline: an :class:`~efflab.opcost.OpCost`, an ``OpRecord``, ..."""
+
+    @property
+    def flops(self) -> float: ...
+    @property
+    def bytes_moved(self) -> float: ...
+
+
+class _OpLike(_CostLike, Protocol):
+    """One op of a profile: an ``OpRecord`` (:func:`efflab.profile_ops`) or any object with these fields."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def time_s(self) -> float: ...
+
+
+class _ProfileLike(Protocol):
+    """A profile: an ``OpProfile`` (:func:`efflab.profile_ops`), or any object with its records (and roofline)."""
+
+    @property
+    def records(self) -> Sequence[_OpLike]: ...
+
+
 INTENSITY_LABEL = "arithmetic intensity (FLOP/byte)"
 PERFORMANCE_LABEL = "attainable performance (FLOP/s)"
 ROOF_COLOR = "#222222"
@@ -81,7 +124,7 @@ class RooflinePoint:
     time_s: float | None = None
     dtype: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "label", str(self.label))
         object.__setattr__(self, "flops", float(v.nonnegative(self.flops, "flops", "FLOP")))
         object.__setattr__(self, "bytes_moved", float(v.positive(self.bytes_moved, "bytes_moved", "bytes")))
@@ -89,7 +132,7 @@ class RooflinePoint:
             object.__setattr__(self, "time_s", float(v.positive(self.time_s, "time_s", "s")))
 
 
-def _point(item, index: int) -> RooflinePoint:
+def _point(item: object, index: int) -> RooflinePoint:
     if isinstance(item, RooflinePoint):
         return item
     if isinstance(item, Mapping):
@@ -107,7 +150,7 @@ def _point(item, index: int) -> RooflinePoint:
     )
 
 
-def _from_object(label: str, obj) -> RooflinePoint:
+def _from_object(label: str, obj: object) -> RooflinePoint:
     if not (hasattr(obj, "flops") and hasattr(obj, "bytes_moved")):
         raise TypeError(f"point {label!r} must have .flops and .bytes_moved; got {type(obj).__name__}")
     # A Classification's time_s is the model's bound, not a measurement: only other objects carry a measured time.
@@ -115,7 +158,7 @@ def _from_object(label: str, obj) -> RooflinePoint:
     return RooflinePoint(label, obj.flops, obj.bytes_moved, time_s, getattr(obj, "dtype", None))
 
 
-def as_points(points) -> list[RooflinePoint]:
+def as_points(points: PointsLike) -> list[RooflinePoint]:
     """Normalize any accepted point input (see the module notes) to a list of :class:`RooflinePoint`.
 
     Examples
@@ -141,7 +184,7 @@ def as_points(points) -> list[RooflinePoint]:
     return [_point(item, i) for i, item in enumerate(points)]
 
 
-def ceiling_label(ceiling) -> str:
+def ceiling_label(ceiling: Ceiling) -> str:
     """How a ceiling is labelled on every plot: measured beside spec when both exist.
 
     Examples
@@ -162,7 +205,7 @@ def ceiling_label(ceiling) -> str:
     return f"{ceiling.name} {'estimated' if ceiling.estimated else 'spec'} {format_si(ceiling.value, unit)}"
 
 
-def _new_axes(ax, figsize=FIGSIZE_IN):
+def _new_axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE_IN) -> Axes:
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, constrained_layout=True)
     return ax
@@ -172,24 +215,33 @@ class _ReadableLogLocator(LogLocator):
     """Ticks at every decade, and at 2 and 5 within each when the axis spans under 2.5 decades: a log axis from 0.8
     to 12 would otherwise carry the single label "1" (or "10")."""
 
-    def tick_values(self, vmin, vmax):
+    def tick_values(self, vmin: float, vmax: float) -> Sequence[float]:
         span = abs(math.log10(vmax / vmin)) if vmin > 0 and vmax > 0 else math.inf
         self.set_params(subs=(1.0, 2.0, 5.0) if span < 2.5 else (1.0,))
         return super().tick_values(vmin, vmax)
 
 
-def _log_axis(axis, unit: str) -> None:
+def _log_axis(axis: Axis, unit: str) -> None:
     axis.set_major_locator(_ReadableLogLocator(base=10, numticks=12))
     axis.set_minor_formatter(NullFormatter())
     axis.set_major_formatter(FuncFormatter(lambda x, _: format_si(x, unit) if unit else f"{x:g}"))
 
 
-def _angle(ax, x0, y0, x1, y1) -> float:
+def _angle(ax: Axes, x0: float, y0: float, x1: float, y1: float) -> float:
     (a, b), (c, d) = ax.transData.transform([(x0, y0), (x1, y1)])
     return math.degrees(math.atan2(d - b, c - a))
 
 
-def plot_roofline(roofline, points=None, *, dtype=None, level=None, intensity_range=None, title=None, ax=None):
+def plot_roofline(
+    roofline: RooflineLike,
+    points: PointsLike = None,
+    *,
+    dtype: str | None = None,
+    level: str | None = None,
+    intensity_range: tuple[float, float] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
     """Draw a log-log roofline ``R(I) = min(R_peak, I * BW)`` with every ceiling labelled, the ridge and points.
 
     Compute ceilings are horizontal lines from their ridge, memory ceilings slanted lines of slope 1; the roof of
@@ -342,7 +394,7 @@ def plot_roofline(roofline, points=None, *, dtype=None, level=None, intensity_ra
     return ax
 
 
-def _regimes(rl, pts, dtype, level):
+def _regimes(rl: Roofline, pts: Sequence[RooflinePoint], dtype: str | None, level: str | None) -> np.ndarray:
     if not pts:
         return np.array([], dtype=str)
     return np.atleast_1d(
@@ -350,7 +402,15 @@ def _regimes(rl, pts, dtype, level):
     )
 
 
-def _draw_points(ax, rl, pts, dtype, level, sizes=None, annotate=None):
+def _draw_points(
+    ax: Axes,
+    rl: Roofline,
+    pts: Sequence[RooflinePoint],
+    dtype: str | None,
+    level: str | None,
+    sizes: ArrayLike | None = None,
+    annotate: Mapping[int, str] | None = None,
+) -> PathCollection | None:
     if not pts:
         return None
     cls = rl.classify([p.flops for p in pts], [p.bytes_moved for p in pts], dtype=dtype, level=level)
@@ -375,7 +435,7 @@ def _draw_points(ax, rl, pts, dtype, level, sizes=None, annotate=None):
         alpha=0.9,
         gid="points",
     )
-    coll.regimes = tuple(str(r) for r in regimes)
+    vars(coll)["regimes"] = tuple(str(r) for r in regimes)  # read back by tests and widgets: coll.regimes
     y_lo, y_hi = ax.get_ylim()  # measured points may sit above the roof (a wrong ceiling) or far below it
     ax.set_ylim(min(y_lo, y.min() / 2), max(y_hi, y.max() * 3))
     labels, owners = [], []
@@ -399,7 +459,14 @@ _LABEL_RINGS_PT = ((3, 2), (3, 11), (10, 20))
 _LABEL_CORNERS = ((1, -1), (1, 1), (-1, -1), (-1, 1))
 
 
-def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None, lines=()) -> None:
+def place_labels(
+    ax: Axes,
+    labels: Sequence[Annotation],
+    points: ArrayLike | None = None,
+    radii_pt: ArrayLike | None = None,
+    label_radii_pt: ArrayLike | None = None,
+    lines: Iterable[ArrayLike] = (),
+) -> None:
     """Move each point label to the first spot around its point where it overlaps no other text, no point's marker
     and does not leave the axes (else to the spot that overlaps least); one moved past the first ring is drawn anew
     with a leader line to its point (the original annotation is removed from the axes).
@@ -444,19 +511,21 @@ def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None, li
     if not hasattr(canvas, "get_renderer"):  # a bare Figure (the widgets draw so): give it the Agg canvas it saves with
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        canvas = FigureCanvasAgg(fig)
+        canvas = FigureCanvasAgg(fig.figure)  # the root figure (``fig`` itself unless a SubFigure)
     renderer = canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     px_per_pt = fig.dpi / 72.0
     obstacles = [
         t.get_window_extent(renderer) for t in ax.texts if t.get_visible() and t.get_text() and t not in labels
     ]
-    if ax.get_legend() is not None:
-        obstacles.append(ax.get_legend().get_window_extent(renderer))
-    if points is not None and len(points):
+    legend = ax.get_legend()
+    if legend is not None:
+        obstacles.append(legend.get_window_extent(renderer))
+    markers = np.empty((0, 2)) if points is None else np.asarray(points, dtype=float)
+    if len(markers):
         from matplotlib.transforms import Bbox
 
-        xy = ax.transData.transform(np.asarray(points, dtype=float))
+        xy = ax.transData.transform(markers)
         radii = np.broadcast_to(3.0 if radii_pt is None else np.asarray(radii_pt, dtype=float), (len(xy),))
         obstacles += [
             Bbox.from_extents(px - r * px_per_pt, py - r * px_per_pt, px + r * px_per_pt, py + r * px_per_pt)
@@ -482,13 +551,14 @@ def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None, li
     def outside(a) -> float:
         return a.width * a.height - overlap(a, frame)
 
+    own: Iterable[float]
     if label_radii_pt is not None:
         own = np.broadcast_to(np.asarray(label_radii_pt, dtype=float), (len(labels),))
-    elif points is not None and len(points):  # each label's own marker: the point it is anchored at
-        pts = np.asarray(points, dtype=float)
-        rad = np.broadcast_to(3.0 if radii_pt is None else np.asarray(radii_pt, dtype=float), (len(pts),))
+    elif len(markers):  # each label's own marker: the point it is anchored at
+        rad = np.broadcast_to(3.0 if radii_pt is None else np.asarray(radii_pt, dtype=float), (len(markers),))
         own = [
-            float(rad[k[0]]) if len(k := np.flatnonzero(np.all(np.isclose(pts, t.xy), axis=1))) else 3.0 for t in labels
+            float(rad[k[0]]) if len(k := np.flatnonzero(np.all(np.isclose(markers, t.xy), axis=1))) else 3.0
+            for t in labels
         ]
     else:
         own = [3.0] * len(labels)
@@ -509,6 +579,8 @@ def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None, li
                 best, best_cost = (ring, dx, dy, sx, sy, box), cost
             if cost == 0:
                 break
+        if best is None:  # every spot's cost was NaN: the label sits at a NaN or infinite position
+            raise ValueError(f"labels: {label.get_text()!r} has no finite position to place it at")
         ring, dx, dy, sx, sy, box = best
         label.xyann = (dx, dy)
         label.set_horizontalalignment("left" if sx > 0 else "right")
@@ -531,7 +603,7 @@ def place_labels(ax, labels, points=None, radii_pt=None, label_radii_pt=None, li
         obstacles.append(box)
 
 
-def _regime_legend(ax, regimes, loc="best", extra=()):
+def _regime_legend(ax: Axes, regimes: Collection[str], loc: LegendLocType = "best", extra: Iterable[str] = ()) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=ROOF_COLOR, lw=2.6, label=h) for h in extra]
@@ -544,7 +616,9 @@ def _regime_legend(ax, regimes, loc="best", extra=()):
         ax.legend(handles=handles, loc=loc)
 
 
-def plot_op_profile(profile, *, roofline=None, top: int = 5, ax=None):
+def plot_op_profile(
+    profile: _ProfileLike, *, roofline: RooflineLike | None = None, top: int = 5, ax: Axes | None = None
+) -> Axes:
     """A profile's ops on the roofline: at their achieved ``flops / time_s``, marker area proportional to time share.
 
     ``share_i = time_i / sum(time)``; the ``top`` ops by time are labelled with their share. Ops with 0 FLOPs or
@@ -585,9 +659,7 @@ def plot_op_profile(profile, *, roofline=None, top: int = 5, ax=None):
     shares = times / times.sum()
     # An op with no FLOPs or no bytes (a view, a copy, an op that stays on chip) has no place on a log-log roofline.
     keep = [i for i, r in enumerate(records) if r.flops > 0 and r.bytes_moved > 0 and r.time_s > 0]
-    pts = [
-        RooflinePoint(r.name, r.flops, r.bytes_moved, r.time_s) if i in keep else None for i, r in enumerate(records)
-    ]
+    pts = {i: RooflinePoint(r.name, r.flops, r.bytes_moved, r.time_s) for i, r in enumerate(records) if i in keep}
     names = [r.name for r in records]
     ax = plot_roofline(rl, None, ax=ax, intensity_range=_profile_range(rl, [pts[i] for i in keep]))
     order = sorted(keep, key=lambda i: -shares[i])[:top]
@@ -603,15 +675,15 @@ def plot_op_profile(profile, *, roofline=None, top: int = 5, ax=None):
         # last: the op labels keep clear of the ceiling labels, the note and the legend
         coll = _draw_points(ax, rl, [pts[i] for i in keep], None, None, sizes=30 + 1200 * shares[keep], annotate=labels)
         if coll is not None:
-            coll.shares = tuple(shares[keep])
+            vars(coll)["shares"] = tuple(shares[keep])  # read back as coll.shares
     return ax
 
 
-def _no_roofline():
+def _no_roofline() -> NoReturn:
     raise ValueError("profile has no roofline: pass roofline= (a Roofline, a Device or a catalog name)")
 
 
-def _profile_range(rl, pts):
+def _profile_range(rl: Roofline, pts: Sequence[RooflinePoint]) -> tuple[float, float]:
     xs = [p.flops / p.bytes_moved for p in pts] or [rl.ridge_point]
     return (
         10 ** math.floor(math.log10(min(min(xs) / 3, rl.ridge_point / 100))),
@@ -620,17 +692,17 @@ def _profile_range(rl, pts):
 
 
 def plot_pareto(
-    points,
-    sense=None,
-    labels=None,
-    chosen=None,
+    points: ArrayLike,
+    sense: Sense = None,
+    labels: Sequence[str] | None = None,
+    chosen: int | str | None = None,
     *,
-    objective_names=None,
-    xscale="linear",
-    yscale="linear",
-    title=None,
-    ax=None,
-):
+    objective_names: tuple[str, str] | None = None,
+    xscale: str = "linear",
+    yscale: str = "linear",
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
     """Two objectives with the Pareto front highlighted (line + markers), dominated points faded, a choice marked.
 
     A point is dominated when another is at least as good in both objectives and better in one
@@ -738,7 +810,7 @@ def plot_pareto(
     return ax
 
 
-def _chosen_index(arr, sense, labels, chosen) -> int:
+def _chosen_index(arr: np.ndarray, sense: Sense, labels: Sequence[str] | None, chosen: int | str) -> int:
     if isinstance(chosen, str) and chosen == "knee":
         return knee_point(arr, sense, return_index=True)[1]
     if isinstance(chosen, str):
@@ -748,12 +820,18 @@ def _chosen_index(arr, sense, labels, chosen) -> int:
     return v.integer(chosen, "chosen", "row index", low=0, high=arr.shape[0] - 1)
 
 
-def _fraction_colors(n):
+def _fraction_colors(n: int) -> list[tuple[float, float, float, float]]:
     cmap = plt.get_cmap("viridis")
     return [cmap(x) for x in np.linspace(0.1, 0.8, n)]
 
 
-def plot_amdahl(fractions=(0.5, 0.9, 0.95, 0.99), max_speedup=1000, ax=None, gustafson=True, highlight=(0.95, 100)):
+def plot_amdahl(
+    fractions: ArrayLike = (0.5, 0.9, 0.95, 0.99),
+    max_speedup: float = 1000,
+    ax: Axes | None = None,
+    gustafson: bool = True,
+    highlight: tuple[float, float] | None = (0.95, 100),
+) -> Axes:
     """Amdahl's law ``S = 1 / ((1 - f) + f / s)`` for several fractions, with the caps ``1 / (1 - f)`` dashed.
 
     With ``gustafson`` and no ``ax``, a second panel below shows Gustafson's scaled speedup ``S = (1 - f) + f * N``
@@ -811,7 +889,7 @@ def plot_amdahl(fractions=(0.5, 0.9, 0.95, 0.99), max_speedup=1000, ax=None, gus
                 ax.text(1.15, cap * 1.05, f"cap 1/(1−{f:g}) = {cap:.3g}×", color=color, fontsize=8.5, va="bottom")
         if highlight is not None:
             hf, hs = highlight
-            hS = amdahl_speedup(hf, hs)
+            hS = float(amdahl_speedup(hf, hs))  # scalar f and s: a float already
             ax.plot([hs], [hS], "o", color=CHOSEN_COLOR, ms=6, gid="highlight")
             ax.annotate(
                 f"f = {hf:g}, s = {hs:g}: S = {hS:.3g}×",
@@ -855,7 +933,7 @@ def plot_amdahl(fractions=(0.5, 0.9, 0.95, 0.99), max_speedup=1000, ax=None, gus
     return ax
 
 
-def _estimates(estimates) -> list[tuple[float, float]]:
+def _estimates(estimates: EnergyEstimate | Iterable[EnergyEstimate]) -> list[tuple[float, float]]:
     if isinstance(estimates, EnergyEstimate):
         estimates = [estimates]
     pairs = []
@@ -869,7 +947,9 @@ def _estimates(estimates) -> list[tuple[float, float]]:
     return pairs
 
 
-def plot_energy_breakdown(estimates, labels=None, ax=None):
+def plot_energy_breakdown(
+    estimates: EnergyEstimate | Iterable[EnergyEstimate], labels: Sequence[str] | None = None, ax: Axes | None = None
+) -> Axes:
     """Data-movement vs compute energy per workload, side by side on a log scale, with their ratio.
 
     ``E_movement = bytes_moved * e_byte`` and ``E_compute = flops * e_flop`` from
@@ -910,7 +990,7 @@ def plot_energy_breakdown(estimates, labels=None, ax=None):
         ax.set_yscale("log")
         for xi, m, c in zip(x, movement, compute, strict=True):
             text = "movement only" if c == 0 else f"{m / c:.3g}× movement" if m >= c else f"{c / m:.3g}× compute"
-            ax.text(xi, max(m, c) * 1.6, text, ha="center", va="bottom", fontsize=8.5)
+            ax.text(float(xi), max(m, c) * 1.6, text, ha="center", va="bottom", fontsize=8.5)
         positive = np.concatenate([movement[movement > 0], compute[compute > 0]])
         ax.set_ylim(positive.min() / 3, positive.max() * 12)
         _log_axis(ax.yaxis, "J")
@@ -923,28 +1003,34 @@ def plot_energy_breakdown(estimates, labels=None, ax=None):
     return ax
 
 
-def _classifications(workloads, roofline, labels):
+def _classifications(
+    workloads: Classification | Mapping[str, object] | Sequence[object],
+    roofline: RooflineLike | None,
+    labels: Sequence[str] | None,
+) -> tuple[list[tuple[float, float, float, float, str]], list[str]]:
     if isinstance(workloads, Classification):
         workloads = [workloads]
-    items, names = [], []
+    items: list[tuple[float, float, float, float, str]] = []  # memory, compute, latency, overlapped T (s); regime
+    names: list[str] = []
     rl = as_roofline(roofline) if roofline is not None else None
     for w in workloads if not isinstance(workloads, Mapping) else as_points(workloads):
         if isinstance(w, Classification):
             for k in range(np.size(w.memory_time_s)):
-                items.append(
-                    tuple(
-                        float(np.ravel(getattr(w, f))[k])
-                        for f in ("memory_time_s", "compute_time_s", "latency_s", "time_s")
-                    )
+                memory_s, compute_s, latency_s, time_s = (
+                    float(np.ravel(getattr(w, f))[k])
+                    for f in ("memory_time_s", "compute_time_s", "latency_s", "time_s")
                 )
-                items[-1] += (str(np.ravel(w.regime)[k]),)
+                items.append((memory_s, compute_s, latency_s, time_s, str(np.ravel(w.regime)[k])))
                 names.append(f"workload {len(names) + 1}")
         else:
             if rl is None:
                 raise ValueError("roofline must be given to classify workloads that are not Classification objects")
             p = w if isinstance(w, RooflinePoint) else as_points([w])[0]
             c = rl.classify(p.flops, p.bytes_moved, dtype=p.dtype)
-            items.append((c.memory_time_s, c.compute_time_s, c.latency_s, c.time_s, c.regime))
+            # one point gives a scalar classification: float() and str() only state its types
+            items.append(
+                (float(c.memory_time_s), float(c.compute_time_s), float(c.latency_s), float(c.time_s), str(c.regime))
+            )
             names.append(p.label)
     if labels is not None:
         if len(labels) != len(items):
@@ -953,7 +1039,14 @@ def _classifications(workloads, roofline, labels):
     return items, names
 
 
-def plot_iron_law(workloads, roofline=None, labels=None, *, normalize=True, ax=None):
+def plot_iron_law(
+    workloads: Classification | Mapping[str, object] | Sequence[object],
+    roofline: RooflineLike | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    normalize: bool = True,
+    ax: Axes | None = None,
+) -> Axes:
     """The three iron-law terms of several workloads as stacked horizontal bars, regime named at each bar.
 
     ``T = max(D_vol/BW, O/(R_peak*eta)) + L_lat``: the bars stack ``D_vol/BW`` (memory), ``O/(R_peak*eta)``
@@ -1018,7 +1111,16 @@ def plot_iron_law(workloads, roofline=None, labels=None, *, normalize=True, ax=N
     return ax
 
 
-def plot_iron_law_sweep(roofline, costs, x, *, xlabel: str, current=None, dtype=None, ax=None):
+def plot_iron_law_sweep(
+    roofline: RooflineLike,
+    costs: Sequence[_CostLike],
+    x: ArrayLike,
+    *,
+    xlabel: str,
+    current: float | None = None,
+    dtype: str | None = None,
+    ax: Axes | None = None,
+) -> Axes:
     """How the iron-law terms move as a size grows: ``D/BW``, ``O/(R·η)``, ``L`` and ``T`` against ``x``, log-log.
 
     The background is shaded by the dominant term, so a workload can be watched crossing from latency- to memory- to
@@ -1098,7 +1200,14 @@ def plot_iron_law_sweep(roofline, costs, x, *, xlabel: str, current=None, dtype=
 ENERGY_DTYPE_BYTES = {"fp32": 4, "fp16": 2, "int32": 4, "int8": 1}
 
 
-def plot_energy_reuse(dtype="fp32", reuse=None, memory="dram", *, reuse_range=(0.01, 1e4), ax=None):
+def plot_energy_reuse(
+    dtype: str = "fp32",
+    reuse: float | None = None,
+    memory: str = "dram",
+    *,
+    reuse_range: tuple[float, float] = (0.01, 1e4),
+    ax: Axes | None = None,
+) -> Axes:
     """Energy per operation against data reuse: movement ``e_byte * s / r`` falls, compute ``e_flop`` stays.
 
     ``E/FLOP = e_flop + e_byte * s / r`` with ``r`` FLOPs per element fetched from ``memory`` and ``s`` bytes per
@@ -1161,7 +1270,7 @@ def plot_energy_reuse(dtype="fp32", reuse=None, memory="dram", *, reuse_range=(0
     return ax
 
 
-def plot_runs(runs, ax=None):
+def plot_runs(runs: Mapping[str, PipelineRun], ax: Axes | None = None) -> Axes:
     """Horizontal stacked bars of the median per-batch stage times of several runs, with each run's wall time.
 
     For a sequential run the bar length equals the wall time per batch (stages add up); for an overlapped run the
@@ -1210,7 +1319,13 @@ def plot_runs(runs, ax=None):
     return ax
 
 
-def plot_time_split(runs, labels=None, ax=None, *, relative_to_first: bool = False):
+def plot_time_split(
+    runs: Iterable[ScenarioRun],
+    labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    *,
+    relative_to_first: bool = False,
+) -> Axes:
     """Where each run's wall time went: data, compute and idle as stacked horizontal bars (% of wall), regime named.
 
     Parameters

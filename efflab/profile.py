@@ -45,6 +45,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from math import prod
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -59,6 +60,9 @@ from efflab.opcost import (
 )
 from efflab.roofline import Roofline
 from efflab.timing import format_time_s
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["OpRecord", "OpProfile", "profile_ops", "dtype_name"]
 
@@ -425,6 +429,25 @@ def _bytes(func, args, kwargs, out) -> float:
     return float(total)
 
 
+class _State(TypedDict):
+    """What the dispatch mode and the module hooks of one :func:`profile_ops` call share."""
+
+    cuda: bool  # time with CUDA events (else perf_counter_ns)
+    times: list[float | tuple[torch.cuda.Event, torch.cuda.Event]]  # per op: seconds, or (begin, end) on a GPU
+    ops: list[dict[str, Any]]  # per op, recording run only: OpRecord fields from _describe
+    record: bool  # whether this run records ops
+    stack: list[str]  # module paths entered and not yet left
+    root: str  # name of the profiled module or function
+
+
+def _seconds(timing: float | tuple[torch.cuda.Event, torch.cuda.Event]) -> float:
+    """An op's time in seconds: as measured on the CPU, or from its CUDA event pair (after a synchronisation)."""
+    if isinstance(timing, tuple):
+        begin, end = timing
+        return begin.elapsed_time(end) * 1e-3  # ms -> s
+    return timing
+
+
 def _make_mode(state):
     """The TorchDispatchMode class (built lazily so this module imports without torch)."""
     import torch
@@ -481,7 +504,7 @@ def _describe(func, args, kwargs, out, state, registry) -> dict:
     tensors_in = [t for t in torch.utils._pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     tensors_out = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
     flops, rule = _flops(func, args, kwargs, out, registry)
-    first = (tensors_out or tensors_in or [None])[0]
+    first = tensors_out[0] if tensors_out else tensors_in[0] if tensors_in else None
     return {
         "name": f"aten.{func._overloadpacket.__name__}",
         "module_path": state["stack"][-1] if state["stack"] else state["root"],
@@ -575,8 +598,15 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
     device = _device_of(fn_or_module, inputs)
     is_module = isinstance(fn_or_module, torch.nn.Module)
     root = type(fn_or_module).__name__ if is_module else getattr(fn_or_module, "__name__", type(fn_or_module).__name__)
-    state = {"cuda": device.startswith("cuda"), "times": [], "ops": [], "record": True, "stack": [], "root": root}
-    names = {}
+    state: _State = {
+        "cuda": device.startswith("cuda"),
+        "times": [],
+        "ops": [],
+        "record": True,
+        "stack": [],
+        "root": root,
+    }
+    names: dict[int, str] = {}
     if isinstance(fn_or_module, torch.nn.Module):
         names = {id(m): f"{root}.{n}" if n else root for n, m in fn_or_module.named_modules()}
 
@@ -588,7 +618,7 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
             state["stack"].pop()
 
     mode_cls = _make_mode(state)
-    per_run = []
+    per_run: list[list[float | tuple[torch.cuda.Event, torch.cuda.Event]]] = []
     hooks = [
         torch.nn.modules.module.register_module_forward_pre_hook(pre_hook),
         torch.nn.modules.module.register_module_forward_hook(post_hook, always_call=True),
@@ -608,9 +638,9 @@ def profile_ops(fn_or_module: Callable, *inputs, roofline: Roofline | None = Non
             h.remove()
     if state["cuda"]:
         torch.cuda.synchronize(device)
-        per_run = [[b.elapsed_time(e) * 1e-3 for b, e in times] for times in per_run]  # ms -> s
     rows = state["ops"]
-    runs = [t for t in per_run if len(t) == len(rows)]  # a run that took another path cannot be matched op by op
+    # a run that took another path cannot be matched op by op
+    runs = [[_seconds(t) for t in times] for times in per_run if len(times) == len(rows)]
     times = np.min(np.array(runs), axis=0) if rows else np.zeros(0)
     roof = roofline if roofline is not None else _measured_roofline(device)
     records = []

@@ -32,8 +32,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from efflab import _validate as v
 from efflab import opcost as _opcost
@@ -54,7 +56,7 @@ __all__ = [
 REGIMES = ("memory", "compute", "latency")
 
 
-def ridge_point(peak_flops_per_s, bandwidth_bytes_per_s):
+def ridge_point(peak_flops_per_s: ArrayLike, bandwidth_bytes_per_s: ArrayLike) -> float | np.ndarray:
     """Ridge point of a roofline, ``I* = R_peak / BW`` in FLOP/byte.
 
     Kernels below ``I*`` are memory-bound; above it they can be compute-bound.
@@ -84,7 +86,9 @@ def ridge_point(peak_flops_per_s, bandwidth_bytes_per_s):
     return v.scalar_or_array(peak / bw)
 
 
-def attainable_flops_per_s(intensity, peak_flops_per_s, bandwidth_bytes_per_s):
+def attainable_flops_per_s(
+    intensity: ArrayLike, peak_flops_per_s: ArrayLike, bandwidth_bytes_per_s: ArrayLike
+) -> float | np.ndarray:
     """Attainable throughput under the roofline, ``R(I) = min(R_peak, I * BW)`` in FLOP/s.
 
     Parameters
@@ -115,7 +119,15 @@ def attainable_flops_per_s(intensity, peak_flops_per_s, bandwidth_bytes_per_s):
     return v.scalar_or_array(np.minimum(peak, intensity * bw))
 
 
-def _terms(flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, efficiency, latency_s, bytes_low_open=False):
+def _terms(
+    flops: ArrayLike,
+    bytes_moved: ArrayLike,
+    peak_flops_per_s: ArrayLike,
+    bandwidth_bytes_per_s: ArrayLike,
+    efficiency: ArrayLike,
+    latency_s: ArrayLike,
+    bytes_low_open: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     flops = v.nonnegative(flops, "flops", "FLOP")
     if bytes_low_open:
         bytes_moved = v.positive(bytes_moved, "bytes_moved", "bytes")
@@ -138,13 +150,13 @@ def _terms(flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, efficien
 
 
 def iron_law_time_s(
-    flops,
-    bytes_moved,
-    peak_flops_per_s,
-    bandwidth_bytes_per_s,
+    flops: ArrayLike,
+    bytes_moved: ArrayLike,
+    peak_flops_per_s: ArrayLike,
+    bandwidth_bytes_per_s: ArrayLike,
     *,
-    latency_s=0.0,
-    efficiency=1.0,
+    latency_s: ArrayLike = 0.0,
+    efficiency: ArrayLike = 1.0,
     overlap: bool = True,
 ) -> float | np.ndarray:
     """Lower bound on a kernel's run time from the iron law, in seconds.
@@ -226,7 +238,13 @@ class Classification:
 
 
 def classify(
-    flops, bytes_moved, peak_flops_per_s, bandwidth_bytes_per_s, *, latency_s=0.0, efficiency=1.0
+    flops: ArrayLike,
+    bytes_moved: ArrayLike,
+    peak_flops_per_s: ArrayLike,
+    bandwidth_bytes_per_s: ArrayLike,
+    *,
+    latency_s: ArrayLike = 0.0,
+    efficiency: ArrayLike = 1.0,
 ) -> Classification:
     """Classify a kernel as memory-, compute- or latency-bound by its largest iron-law term.
 
@@ -352,7 +370,7 @@ class Ceiling:
     source: str = ""
     estimated: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"name must be a non-empty string; got {self.name!r}")
         kind = v.choice(self.kind, "kind", ("compute", "memory"))
@@ -374,7 +392,7 @@ class Ceiling:
         return self.measured / self.spec
 
 
-def _ceilings(mapping, name: str, kind: str) -> Mapping[str, Ceiling]:
+def _ceilings(mapping: object, name: str, kind: str) -> Mapping[str, Ceiling]:
     if not isinstance(mapping, Mapping) or not mapping:
         raise TypeError(f"{name} must be a non-empty mapping of name -> Ceiling (or number); got {mapping!r}")
     out = {}
@@ -387,6 +405,21 @@ def _ceilings(mapping, name: str, kind: str) -> Mapping[str, Ceiling]:
             raise ValueError(f"{name}[{key!r}] must be a {kind} ceiling; got kind {ceiling.kind!r}")
         out[key] = ceiling
     return MappingProxyType(out)
+
+
+class _DeviceSpec(Protocol):
+    """What :meth:`Roofline.from_device` reads from a :class:`efflab.hardware.Device` (a layer above this module)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def peak_flops_per_s(self) -> Mapping[str, float]: ...
+    @property
+    def bandwidth_bytes_per_s(self) -> float: ...
+    @property
+    def sources(self) -> Mapping[str, str]: ...
+    @property
+    def estimated(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -411,7 +444,7 @@ class Roofline:
     name: str = ""
     default_dtype: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "compute", _ceilings(self.compute, "compute", "compute"))
         object.__setattr__(self, "memory", _ceilings(self.memory, "memory", "memory"))
         if self.latency_s is not None:
@@ -424,7 +457,7 @@ class Roofline:
             object.__setattr__(self, "default_dtype", self._key(self.default_dtype, self.compute, "default_dtype"))
 
     @staticmethod
-    def _key(key, mapping, name):
+    def _key(key: object, mapping: Mapping[str, Ceiling], name: str) -> str:
         if not isinstance(key, str):
             raise TypeError(f"{name} must be a string, one of {list(mapping)}; got {key!r}")
         if key in mapping:
@@ -441,7 +474,9 @@ class Roofline:
             return min(c.value for c in self.memory.values())
         return self.memory[self._key(level, self.memory, "level")].value
 
-    def attainable(self, intensity, dtype: str | None = None, level: str | None = None):
+    def attainable(
+        self, intensity: ArrayLike, dtype: str | None = None, level: str | None = None
+    ) -> float | np.ndarray:
         """``min(R_peak, I * BW)`` in FLOP/s for intensity in FLOP/byte; broadcasts."""
         return attainable_flops_per_s(intensity, self.peak_flops_per_s(dtype), self.bandwidth_bytes_per_s(level))
 
@@ -454,7 +489,16 @@ class Roofline:
         """``ridge()`` at the defaults: ``default_dtype`` against the slowest memory level (FLOP/byte)."""
         return self.ridge()
 
-    def time_s(self, flops, bytes_moved, *, dtype=None, level=None, efficiency=1.0, overlap=True):
+    def time_s(
+        self,
+        flops: ArrayLike,
+        bytes_moved: ArrayLike,
+        *,
+        dtype: str | None = None,
+        level: str | None = None,
+        efficiency: ArrayLike = 1.0,
+        overlap: bool = True,
+    ) -> float | np.ndarray:
         """Iron-law time in seconds on this roofline, adding ``latency_s`` when known."""
         return iron_law_time_s(
             flops,
@@ -466,7 +510,15 @@ class Roofline:
             overlap=overlap,
         )
 
-    def classify(self, flops, bytes_moved, *, dtype=None, level=None, efficiency=1.0) -> Classification:
+    def classify(
+        self,
+        flops: ArrayLike,
+        bytes_moved: ArrayLike,
+        *,
+        dtype: str | None = None,
+        level: str | None = None,
+        efficiency: ArrayLike = 1.0,
+    ) -> Classification:
         """Regime of a kernel on this roofline (see :func:`classify`), using ``latency_s`` when known."""
         return classify(
             flops,
@@ -478,7 +530,7 @@ class Roofline:
         )
 
     @classmethod
-    def from_device(cls, device, default_dtype: str | None = None) -> Roofline:
+    def from_device(cls, device: _DeviceSpec, default_dtype: str | None = None) -> Roofline:
         """A spec-only roofline from a :class:`efflab.hardware.Device` catalog entry (main memory as "dram").
 
         ``default_dtype`` is the dtype that ``peak_flops_per_s()``, ``ridge()`` and ``ridge_point`` use when given

@@ -333,7 +333,7 @@ class Scenario:
         rounds = v.integer(rounds, "rounds", "repetitions", low=1)
         before = cpu_times()
         keys = ("baseline", self.works_fix, self.wasted_fix)
-        runs = {k: [] for k in keys}
+        runs: dict[str, list[ScenarioRun]] = {k: [] for k in keys}
         for _ in range(rounds):
             for k in keys:
                 runs[k].append(self.run(k))
@@ -439,7 +439,7 @@ class StarvingAccelerator(Scenario):
         cache = None
         if "cache_dataset" in variants:  # paid once, before the epochs: not part of an epoch's time
             cache = torch.cat([self._batch(i) for i in range(self.batches)])
-        steps = {k: [] for k in variants}  # (data, compute, idle) per batch, seconds
+        steps: dict[str, list[tuple[float, float, float]]] = {k: [] for k in variants}  # (data, compute, idle), s
         with torch_threads(self.threads if self.device.type == "cpu" else None), torch.no_grad():
             for model in models.values():
                 model(self._batch(0))  # warm-up: lazy initialisation, allocator
@@ -449,14 +449,14 @@ class StarvingAccelerator(Scenario):
                         with timer() as t_step:
                             with timer() as t_data:
                                 x = (
-                                    self._batch(i)
-                                    if k != "cache_dataset"
-                                    else cache[i * self.batch_size :][: self.batch_size]
+                                    cache[i * self.batch_size :][: self.batch_size]
+                                    if k == "cache_dataset" and cache is not None  # cache is set for this variant
+                                    else self._batch(i)
                                 )
                             with timer() as t_compute:
                                 models[k](x)
-                        idle = max(t_step.elapsed_s - t_data.elapsed_s - t_compute.elapsed_s, 0.0)
-                        steps[k].append((t_data.elapsed_s, t_compute.elapsed_s, idle))
+                        idle = max(t_step.seconds - t_data.seconds - t_compute.seconds, 0.0)
+                        steps[k].append((t_data.seconds, t_compute.seconds, idle))
             work = {k: self._profile(m, x) for k, m in models.items()}
         runs = []
         unit = f"epoch of {self.batches} batches x {self.batch_size}"

@@ -473,6 +473,13 @@ class TimerResult:
     device: str = "cpu"
     elapsed_s: float | None = None
 
+    @property
+    def seconds(self) -> float:
+        """``elapsed_s`` once the block has exited (s); ``RuntimeError`` while it is still running."""
+        if self.elapsed_s is None:
+            raise RuntimeError("elapsed_s is set when the timer's with-block exits; the block is still running")
+        return self.elapsed_s
+
     def __str__(self) -> str:
         shown = "running" if self.elapsed_s is None else format_time_s(self.elapsed_s)
         return f"{shown} ({self.device})"
