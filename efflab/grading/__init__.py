@@ -31,6 +31,7 @@ Grading
 from __future__ import annotations
 
 import os
+import sys
 
 from efflab.grading.spec import Case, Lab, Question, load_lab, matches
 from efflab.style import wrap_text
@@ -82,7 +83,9 @@ class CheckResult:
         pass
 
 
-def check(question_id: str, answer, lab: str | None = None, data: dict | None = None) -> CheckResult:
+def check(
+    question_id: str, answer, lab: str | None = None, data: dict | None = None, *, namespace: dict | None = None
+) -> CheckResult:
     """Run the public cases of a question on a student's function or value and print ✓/✗ with a hint.
 
     Parameters
@@ -94,8 +97,11 @@ def check(question_id: str, answer, lab: str | None = None, data: dict | None = 
     lab : str, optional
         The lab id, when ``question_id`` does not carry it.
     data : dict, optional
-        Derived questions only: the recorded measurements by variable name. By default they are read from the
-        calling notebook's globals (the variables the question's ``data`` names), as the grader will.
+        Derived questions only: the recorded measurements by variable name. By default they are read from
+        ``namespace`` (the variables the question's ``data`` names), as the grader will.
+    namespace : dict, optional
+        Derived questions only, when ``data`` is not given: where to read the recorded measurements, such as
+        ``namespace=globals()``. By default, the globals of the code that called ``check`` (the notebook's).
 
     Returns
     -------
@@ -129,7 +135,7 @@ def check(question_id: str, answer, lab: str | None = None, data: dict | None = 
         return _report(False, f"✗ {label}: cannot check: {exc}", strict)
     label = f"{label} ({q.name})"
     if q.kind == "derived":
-        return _check_derived(q, label, answer, data, strict)
+        return _check_derived(q, label, answer, data, namespace, strict)
     cases = q.public if q.kind == "function" else (Case(()),)
     if q.kind == "function" and not callable(answer):
         return _report(False, f"✗ {label}: expected a function, got {_short(answer)}", strict)
@@ -154,17 +160,62 @@ def check(question_id: str, answer, lab: str | None = None, data: dict | None = 
     return _report(True, f"✓ {label}: {len(cases)}/{len(cases)} public cases pass", strict)
 
 
-def _check_derived(q, label: str, answer, data: dict | None, strict: bool) -> CheckResult:
-    """A number derived from the student's own recording: recompute it from that recording and compare."""
-    import sys
+def _caller_globals(depth: int) -> dict:
+    """The globals of a calling frame: the only place the grading package inspects the call stack.
 
+    ``check()`` reads a derived question's recorded data from the notebook's namespace, where the grader will look
+    too; in a notebook or script that namespace is the globals of the frame that called ``check``.
+
+    Parameters
+    ----------
+    depth : int
+        How many frames above the function that calls this helper: 0 is that function, 1 its caller, and so on.
+
+    Returns
+    -------
+    dict
+        That frame's ``f_globals``.
+
+    Raises
+    ------
+    RuntimeError
+        When the interpreter has no ``sys._getframe`` or the stack is not that deep; the message says to pass
+        ``namespace=globals()`` (or ``data=``) instead.
+
+    Examples
+    --------
+    >>> _caller_globals(0) is globals()
+    True
+    """
+    getframe = getattr(sys, "_getframe", None)
+    try:
+        frame = getframe(depth + 1) if getframe is not None else None
+    except ValueError:  # the stack is shallower than depth
+        frame = None
+    if frame is None:
+        raise RuntimeError(
+            "cannot find the calling notebook's variables (no Python frame to read them from); "
+            "pass them explicitly: check(..., namespace=globals()) or check(..., data={...})"
+        )
+    return frame.f_globals
+
+
+def _check_derived(q, label: str, answer, data: dict | None, namespace: dict | None, strict: bool) -> CheckResult:
+    """A number derived from the student's own recording: recompute it from that recording and compare.
+
+    ``data`` wins over ``namespace``; without either, the recording is read from the globals of ``check``'s caller.
+    """
     from efflab.grading.spec import derived_expected
 
     if _not_attempted(answer):
         return _report(False, f"… {label}: not attempted yet (set {q.name} to your answer)", strict)
     if data is None:
-        caller = sys._getframe(2).f_globals  # the notebook's namespace: where the grader will look too
-        data = {name: caller[name] for name in q.data if name in caller}
+        if namespace is None:
+            try:
+                namespace = _caller_globals(2)  # 0: here, 1: check(), 2: the notebook that called check()
+            except RuntimeError as exc:
+                return _report(False, f"✗ {label}: cannot check: {exc}", strict)
+        data = {name: namespace[name] for name in q.data if name in namespace}
     missing = [name for name in q.data if name not in data or _not_attempted(data[name])]
     if missing:
         return _report(False, f"… {label}: record your measurement first ({', '.join(missing)} not set)", strict)

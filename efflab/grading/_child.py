@@ -213,6 +213,76 @@ def _send(fd: int, result: dict, report: bytes = b"", npz: bytes = b"") -> None:
         data = data[written:]
 
 
+def capped_client_class() -> type:
+    """The ``nbclient.NotebookClient`` subclass the driver runs notebooks with: it keeps a capped amount of output.
+
+    Built on call, not at import: nbclient is imported only after the sandbox has been verified. Each instance keeps
+    its own counters (``efflab_kept_bytes``, ``efflab_truncated``), set in ``__init__``; nothing is kept on the class.
+
+    Returns
+    -------
+    type
+        ``CappedClient(nb, *, cap_bytes, **kwargs)``: keeps at most ``cap_bytes`` bytes of stream and display outputs
+        (the rest is dropped and ``efflab_truncated`` set); error outputs are always kept, shortened.
+    """
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        """Keeps at most ``cap_bytes`` bytes of outputs; error outputs are always kept, shortened."""
+
+        def __init__(self, nb, *, cap_bytes: int, **kwargs):
+            """Wrap ``NotebookClient(nb, **kwargs)`` with this instance's own output budget of ``cap_bytes``.
+
+            Parameters
+            ----------
+            nb : nbformat.NotebookNode
+                The notebook to execute.
+            cap_bytes : int
+                Bytes of stream and display output kept for this notebook.
+            **kwargs
+                Passed to ``NotebookClient``.
+            """
+            super().__init__(nb, **kwargs)
+            self.efflab_cap_bytes = int(cap_bytes)
+            self.efflab_kept_bytes = 0  # output bytes seen so far (kept or dropped), this instance only
+            self.efflab_truncated = False
+
+        def output(self, outs, msg, display_id, cell_index):
+            """Keep one output message while the byte budget lasts (``NotebookClient.output``'s signature).
+
+            Parameters
+            ----------
+            outs : list
+                The cell's outputs so far.
+            msg : dict
+                The kernel's iopub message.
+            display_id : str or None
+                Its display id.
+            cell_index : int
+                The cell's index.
+
+            Returns
+            -------
+            nbformat.NotebookNode or None
+                What ``NotebookClient.output`` returns, or None for a dropped output.
+            """
+            content = msg.get("content", {})
+            if msg["msg_type"] == "error":
+                content["traceback"] = content.get("traceback", [])[-5:]
+                content["evalue"] = str(content.get("evalue", ""))[:500]
+                return super().output(outs, msg, display_id, cell_index)
+            if "[efflab: output truncated]" in str(content.get("text", "")):
+                self.efflab_truncated = True  # the kernel-side cap said so
+            size = len(content.get("text", "")) + len(json.dumps(content.get("data", {})))
+            self.efflab_kept_bytes += size
+            if self.efflab_kept_bytes > self.efflab_cap_bytes:
+                self.efflab_truncated = True
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return CappedClient
+
+
 def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
     fd = int(job["result_fd"])
@@ -232,28 +302,10 @@ def main(job_path: str) -> int:
     sys.modules.setdefault("rfc3987_syntax", None)
     import nbformat
     from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     cap = int(job["output_cap_bytes"])
-
-    class CappedClient(NotebookClient):
-        """Keeps at most ``cap`` bytes of outputs; error outputs are always kept, shortened."""
-
-        def output(self, outs, msg, display_id, cell_index):
-            content = msg.get("content", {})
-            if msg["msg_type"] == "error":
-                content["traceback"] = content.get("traceback", [])[-5:]
-                content["evalue"] = str(content.get("evalue", ""))[:500]
-                return super().output(outs, msg, display_id, cell_index)
-            if "[efflab: output truncated]" in str(content.get("text", "")):
-                self.efflab_truncated = True  # the kernel-side cap said so
-            size = len(content.get("text", "")) + len(json.dumps(content.get("data", {})))
-            self.efflab_kept_bytes = getattr(self, "efflab_kept_bytes", 0) + size
-            if self.efflab_kept_bytes > cap:
-                self.efflab_truncated = True
-                return None
-            return super().output(outs, msg, display_id, cell_index)
+    CappedClient = capped_client_class()
 
     submitted = nbformat.read(job["notebook"], as_version=4)
     harness = Path(__file__).with_name("_harness.py").read_text(encoding="utf-8")
@@ -262,7 +314,9 @@ def main(job_path: str) -> int:
     cells.append(nbformat.v4.new_code_cell(harness.replace('"plan.json"', json.dumps(job["plan"]))))
     nb = nbformat.v4.new_notebook(cells=cells)
     km = AsyncKernelManager(kernel_name="python3", transport="ipc")  # unix sockets: no network needed, none opened
-    client = CappedClient(nb, km=km, timeout=int(job["cell_timeout_s"]), allow_errors=True, shutdown_kernel="immediate")
+    client = CappedClient(
+        nb, cap_bytes=cap, km=km, timeout=int(job["cell_timeout_s"]), allow_errors=True, shutdown_kernel="immediate"
+    )
     outcome = "finished"
     try:
         client.execute()
@@ -285,8 +339,8 @@ def main(job_path: str) -> int:
         "protections": protections,
         "errors": errors,
         "harness_error": str(harness_errors[0].get("ename")) if harness_errors else None,
-        "output_truncated": bool(getattr(client, "efflab_truncated", False)),
-        "output_bytes": int(getattr(client, "efflab_kept_bytes", 0)),
+        "output_truncated": bool(client.efflab_truncated),
+        "output_bytes": int(client.efflab_kept_bytes),
     }
     report = _read_plain(os.path.join(scratch, "harness.json"), _MAX_REPORT_BYTES)
     npz = _read_plain(os.path.join(scratch, "outputs.npz"), int(job["max_npz_bytes"]))

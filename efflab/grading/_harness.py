@@ -24,8 +24,8 @@ def __efflab_harness(plan_path):
     for q in plan["questions"]:
         statuses = []
         target = namespace.get(q["name"], Ellipsis)
-        for index, case in enumerate(q["cases"]):
-            key = f"{q['id']}__{index}"
+        for case in q["cases"]:
+            key = case["key"]  # every key comes from the plan (efflab.grading.grade.plan_key): none is built here
             try:
                 if q["name"] not in namespace:
                     raise NameError(f"{q['name']} is not defined")
@@ -47,13 +47,14 @@ def __efflab_harness(plan_path):
                         signal.setitimer(signal.ITIMER_REAL, 0)
                 else:
                     value = target
-                for data_name in q.get("data", []):  # kind "derived": bring back the recorded measurements too
+                # kind "derived": bring back the recorded measurements too, under the plan's data_key for each
+                for data_name, data_key in zip(q.get("data", []), q.get("data_keys", []), strict=True):
                     if data_name not in namespace:
                         raise NameError(f"{data_name} (the recorded data) is not defined")
                     recorded = np.asarray(namespace[data_name])
                     if recorded.dtype.kind not in "biuf" or recorded.size > plan["max_elements"]:
                         raise TypeError(f"{data_name} must be an array of at most {plan['max_elements']} numbers")
-                    outputs[f"{q['id']}__data__{data_name}"] = recorded
+                    outputs[data_key] = recorded
                 if value is Ellipsis or value is None:
                     raise NotImplementedError("no answer")
                 array = np.asarray(value)

@@ -26,6 +26,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,6 +46,10 @@ __all__ = [
     "claimed_student",
     "csv_safe",
     "unique_paths",
+    "plan_key",
+    "data_key",
+    "parse_plan_key",
+    "PlanKey",
 ]
 
 STATUSES = ("graded", "timeout", "memory", "crashed", "invalid", "refused", "runner-error")
@@ -56,9 +61,9 @@ _MAX_CODE_BYTES = 2 << 20  # all code cells together
 _MAX_ELEMENTS = 10_000_000  # largest answer array the harness brings back
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Row:
-    """One gradebook row."""
+    """One gradebook row (built with keyword arguments only: eleven fields are too many to keep in order)."""
 
     file: str
     student: str
@@ -71,6 +76,175 @@ class Row:
     wall_s: float = 0.0
     feedback: str = ""  # Markdown text (written to the feedback folder)
     details: dict = field(default_factory=dict, compare=False)
+
+
+# Plan keys: the names of the hidden inputs (inputs.npz), of the answers the harness brings back and of the expected
+# values (outputs.npz, Key.expected), and of the recorded data of derived questions. Built here and nowhere else: the
+# plan hands every key to the harness, which never builds one. The separator "__" cannot be told apart from a question
+# id containing "__" or ending in "_", so plan_key refuses such ids and parse_plan_key refuses keys that would need one.
+_KEY_SEPARATOR = "__"
+_DATA_TAG = "data"
+
+
+class PlanKey(NamedTuple):
+    """A parsed plan key: the question, and the case and argument indices or the recorded data's variable name."""
+
+    question_id: str
+    case: int | None = None  # index of the hidden case (None for a data key)
+    arg: int | None = None  # index of the argument within the case (None for an answer key)
+    data: str | None = None  # kind="derived": the notebook variable holding the recorded data
+
+
+def _checked_question_id(question_id: str) -> str:
+    """Return ``question_id`` if it can start a plan key unambiguously, else raise ``ValueError`` saying why.
+
+    Parameters
+    ----------
+    question_id : str
+        A question id (an identifier).
+
+    Returns
+    -------
+    str
+        ``question_id`` unchanged.
+    """
+    if not (isinstance(question_id, str) and question_id.isidentifier()):
+        raise ValueError(f"a question id in a plan key must be an identifier; got {question_id!r}")
+    if _KEY_SEPARATOR in question_id or question_id.endswith("_"):
+        raise ValueError(
+            f"question id {question_id!r} cannot be graded: ids must not contain {_KEY_SEPARATOR!r} nor end in '_' "
+            f"(the grader's plan keys join the id and the case index with {_KEY_SEPARATOR!r})"
+        )
+    return question_id
+
+
+def _index_text(index: int, what: str) -> str:
+    """The decimal text of a non-negative index.
+
+    Parameters
+    ----------
+    index : int
+        A case or argument index (``bool`` is refused).
+    what : str
+        Its name, for the error message.
+
+    Returns
+    -------
+    str
+        ``str(index)``.
+
+    Raises
+    ------
+    ValueError
+        For a negative or non-integer index.
+    """
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(f"{what} must be an int >= 0; got {index!r}")
+    return str(int(index))
+
+
+def plan_key(question_id: str, case: int, arg: int | None = None) -> str:
+    """The plan key of a hidden case's answer (``arg=None``) or of one of its arguments.
+
+    Parameters
+    ----------
+    question_id : str
+        The question's id: an identifier without ``"__"`` that does not end in ``"_"``.
+    case : int
+        Index of the hidden case (0-based).
+    arg : int, optional
+        Index of the argument within the case; ``None`` names the case's answer (and its expected value).
+
+    Returns
+    -------
+    str
+        ``"<id>__<case>"`` or ``"<id>__<case>__<arg>"``.
+
+    Raises
+    ------
+    ValueError
+        For an id that would make the key ambiguous, or a negative or non-integer index.
+
+    Examples
+    --------
+    >>> plan_key("q1", 0), plan_key("q1", 2, 1), plan_key("q_2b", 3)
+    ('q1__0', 'q1__2__1', 'q_2b__3')
+    >>> parse_plan_key(plan_key("q_2b", 3, 1))
+    PlanKey(question_id='q_2b', case=3, arg=1, data=None)
+    """
+    parts = [_checked_question_id(question_id), _index_text(case, "case")]
+    if arg is not None:
+        parts.append(_index_text(arg, "arg"))
+    return _KEY_SEPARATOR.join(parts)
+
+
+def data_key(question_id: str, data_name: str) -> str:
+    """The plan key of a derived question's recorded data: the notebook variable ``data_name``.
+
+    Parameters
+    ----------
+    question_id : str
+        The question's id: an identifier without ``"__"`` that does not end in ``"_"``.
+    data_name : str
+        The notebook variable holding the recorded data (any identifier).
+
+    Returns
+    -------
+    str
+        ``"<id>__data__<data_name>"``.
+
+    Examples
+    --------
+    >>> data_key("q3", "time_s")
+    'q3__data__time_s'
+    >>> parse_plan_key("q3__data__time_s")
+    PlanKey(question_id='q3', case=None, arg=None, data='time_s')
+    """
+    if not (isinstance(data_name, str) and data_name.isidentifier()):
+        raise ValueError(f"data_name must be a variable name; got {data_name!r}")
+    return _KEY_SEPARATOR.join((_checked_question_id(question_id), _DATA_TAG, data_name))
+
+
+def parse_plan_key(key: str) -> PlanKey:
+    """Split a key made by :func:`plan_key` or :func:`data_key` back into its parts (their exact inverse).
+
+    Parameters
+    ----------
+    key : str
+        A plan key.
+
+    Returns
+    -------
+    PlanKey
+        ``(question_id, case, arg, data)``; the fields the key does not carry are ``None``.
+
+    Raises
+    ------
+    ValueError
+        For any text neither function makes, including keys whose question id would contain ``"__"``.
+
+    Examples
+    --------
+    >>> parse_plan_key("q1__0__1")
+    PlanKey(question_id='q1', case=0, arg=1, data=None)
+    >>> parse_plan_key("q__1__0__1")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a plan key: 'q__1__0__1'
+    """
+    head, separator, rest = key.partition(_KEY_SEPARATOR) if isinstance(key, str) else ("", "", "")
+    try:
+        question_id = _checked_question_id(head)
+    except ValueError:
+        raise ValueError(f"not a plan key: {key!r}") from None
+    if separator and rest.startswith(_DATA_TAG + _KEY_SEPARATOR):
+        name = rest[len(_DATA_TAG + _KEY_SEPARATOR) :]
+        if name.isidentifier():
+            return PlanKey(question_id, data=name)
+    indices = rest.split(_KEY_SEPARATOR) if separator else []
+    if 1 <= len(indices) <= 2 and all(i.isascii() and i.isdigit() and str(int(i)) == i for i in indices):
+        return PlanKey(question_id, *map(int, indices))
+    raise ValueError(f"not a plan key: {key!r}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +265,7 @@ def prepare(lab: Lab, seed: int | None = None) -> Key:
     >>> from efflab.grading.spec import load_lab
     >>> key = prepare(load_lab("demo"))
     >>> sorted(key.expected)[:2], key.plan["questions"][0]["cases"][0]
-    (['q1__0', 'q1__1'], {'args': ['q1__0__0', 'q1__0__1'], 'scalar': [True, True]})
+    (['q1__0', 'q1__1'], {'key': 'q1__0', 'args': ['q1__0__0', 'q1__0__1'], 'scalar': [True, True]})
     """
     cases = hidden_cases(lab, seed)
     inputs, expected, questions = {}, {}, []
@@ -100,13 +274,13 @@ def prepare(lab: Lab, seed: int | None = None) -> Key:
         for i, case in enumerate(cases[q.id]):
             names, scalars = [], []
             for j, arg in enumerate(case.args):
-                name = f"{q.id}__{i}__{j}"
+                name = plan_key(q.id, i, j)
                 inputs[name] = to_plain_array(arg, f"{q.id} hidden case {i} argument {j}")
                 names.append(name)
                 scalars.append(np.ndim(arg) == 0)
-            planned.append({"args": names, "scalar": scalars})
+            planned.append({"key": plan_key(q.id, i), "args": names, "scalar": scalars})
             if q.kind != "derived":  # derived answers are recomputed from the data the submission recorded
-                expected[f"{q.id}__{i}"] = np.asarray(q.reference(*case.args))
+                expected[plan_key(q.id, i)] = np.asarray(q.reference(*case.args))
         questions.append(
             {
                 "id": q.id,
@@ -114,6 +288,7 @@ def prepare(lab: Lab, seed: int | None = None) -> Key:
                 "kind": q.kind,
                 "cases": planned,
                 "data": list(q.data),
+                "data_keys": [data_key(q.id, name) for name in q.data],
                 "time_limit_s": q.time_limit_s,
             }
         )
@@ -291,14 +466,14 @@ def _score(key: Key, run: RunResult) -> tuple[dict[str, float], list[str]]:
         passed, notes = 0, []
         for i in range(len(planned["cases"])):
             status = str(statuses[i]) if i < len(statuses) else "no result"
-            got = run.outputs.get(f"{q.id}__{i}")
+            got = run.outputs.get(plan_key(q.id, i))
             if q.kind == "derived" and status == "ok" and got is not None:
-                data = [run.outputs.get(f"{q.id}__data__{name}") for name in q.data]
+                data = [run.outputs.get(data_key(q.id, name)) for name in q.data]
                 expected, why = derived_expected(q, data) if all(d is not None for d in data) else (None, "no data")
                 if expected is None:
                     status, got = why, None
             else:
-                expected = key.expected.get(f"{q.id}__{i}")
+                expected = key.expected.get(plan_key(q.id, i))
             if status == "ok" and got is not None:
                 ok, why = matches(got, expected, q)
                 passed += ok
@@ -335,7 +510,16 @@ def _zero_row(path: Path, student: str, lab: Lab, status: str, flags, why: str, 
     feedback = f"# {lab.lab_id}: {student}\n\nStatus: **{status}**: {why}. Score 0/{lab.max_total:g}.\n"
     zero = {q.id: 0.0 for q in lab.questions}
     return Row(
-        path.as_posix(), student, zero, 0.0, lab.max_total, status, tuple(flags), tuple(protections), 0.0, feedback
+        file=path.as_posix(),
+        student=student,
+        points=zero,
+        total=0.0,
+        max_total=lab.max_total,
+        status=status,
+        flags=tuple(flags),
+        protections=tuple(protections),
+        wall_s=0.0,
+        feedback=feedback,
     )
 
 
@@ -394,17 +578,17 @@ def grade_submission(
         + (f"\nYour answers could not be read back: {run.notes[0]}.\n" if run.notes else "")
     )
     return Row(
-        path.as_posix(),
-        student,
-        points,
-        total,
-        lab.max_total,
-        status,
-        tuple(flags),
-        run.protections,
-        round(run.wall_s, 2),
-        feedback,
-        {"report": run.report, "ended": run.ended, "resources": run.resources},
+        file=path.as_posix(),
+        student=student,
+        points=points,
+        total=total,
+        max_total=lab.max_total,
+        status=status,
+        flags=tuple(flags),
+        protections=run.protections,
+        wall_s=round(run.wall_s, 2),
+        feedback=feedback,
+        details={"report": run.report, "ended": run.ended, "resources": run.resources},
     )
 
 

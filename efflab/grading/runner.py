@@ -63,6 +63,7 @@ _EFFLAB_DIR = Path(__file__).resolve().parents[1]
 _SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"  # where bwrap, unshare, setpriv and mount are looked up (not $PATH)
 _MAX_REPORT_BYTES = 1 << 20  # harness.json: a few kB expected
 _MAX_NPZ_BYTES = 64 << 20  # outputs.npz: the hidden cases' answers, far below this
+_JOB_DIR_PREFIX = "efflab-grade-"  # each submission's folder under the temporary folder, removed when its run ends
 _SANDBOX_UID = 1000  # the uid the submission sees inside; outside it is the grader's or a per-job uid (below)
 # Per-job outside uids when the grader is root: a block of 64 per grader process, far above any real account
 # (Debian allocates 1000-59999 to people, 100000+ to subordinate ranges of 65536 each from /etc/subuid).
@@ -117,7 +118,7 @@ class RunResult:
     wall_s: float
     errors: tuple[dict, ...] = ()  # cell errors: {"cell", "ename", "evalue"}
     report: dict = field(default_factory=dict)  # question id -> per-case status from the harness
-    outputs: dict = field(default_factory=dict)  # "q1__0" -> numpy array
+    outputs: dict = field(default_factory=dict)  # plan key ("q1__0", efflab.grading.grade.plan_key) -> numpy array
     output_truncated: bool = False
     protections: tuple[str, ...] = ()
     log: str = ""
@@ -512,10 +513,11 @@ def run_submission(
     if job_uid is not None and not _root_tools_present():
         _give_back_uid(job_uid)
         job_uid, use_bwrap = None, False
-    job_dir = Path(tempfile.mkdtemp(prefix="efflab-grade-")).resolve()
+    job_dir = None  # the job's folder (inputs, and the scratch folder without bubblewrap): removed on every exit path
     read_fd = write_fd = None
     proc = None
     try:
+        job_dir = Path(tempfile.mkdtemp(prefix=_JOB_DIR_PREFIX)).resolve()
         inside = job_dir / "in"
         inside.mkdir()
         if use_bwrap:
@@ -640,7 +642,8 @@ def run_submission(
                 os.close(fd)
         if proc is not None and proc.poll() is None:
             _kill(proc)
-        shutil.rmtree(job_dir, ignore_errors=True)
+        if job_dir is not None:
+            shutil.rmtree(job_dir, ignore_errors=True)
         _give_back_uid(job_uid)
 
 

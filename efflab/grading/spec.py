@@ -34,6 +34,16 @@ __all__ = [
 ]
 
 KINDS = ("function", "value", "derived")
+# Question fields that only one kind uses; the fields not listed (id, name, points, reference, kind, hint, rtol, atol,
+# compare) apply to every kind. Setting one of these on a question of another kind is an error, not silently ignored.
+_KIND_ONLY_FIELDS = {
+    "public": "function",
+    "hidden": "function",
+    "partial": "function",
+    "time_limit_s": "function",
+    "data": "derived",
+    "validate_data": "derived",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,9 @@ class Question:
     both back as plain arrays and recomputes ``reference(*data)`` in its own process, after ``validate_data(*data)``
     (returns "" when the recording is plausible, else the reason) accepts them. The answer therefore cannot be a
     constant copied from a classmate: it has to agree with the data recorded in the same notebook.
+
+    ``public``, ``hidden``, ``partial`` and ``time_limit_s`` belong to function questions, ``data`` and
+    ``validate_data`` to derived ones: setting one on a question of another kind raises ``ValueError``.
     """
 
     id: str  # "q1": the column name in the gradebook and the key for check()
@@ -75,8 +88,21 @@ class Question:
     validate_data: Callable[..., str] | None = None  # kind="derived": "" if the recording is plausible, else why not
 
     def __post_init__(self):
+        """Validate the question; ``ValueError`` names the first problem.
+
+        Besides the kind, ids, points and the data of derived questions, a field that belongs to another kind (see
+        ``_KIND_ONLY_FIELDS``: ``public``, ``hidden``, ``partial`` and ``time_limit_s`` are for function questions,
+        ``data`` and ``validate_data`` for derived ones) must keep its default.
+        """
         if self.kind not in KINDS:
             raise ValueError(f"Question.kind must be one of {KINDS}; got {self.kind!r}")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, owner in _KIND_ONLY_FIELDS.items():
+            if owner != self.kind and not _is_default(getattr(self, name), defaults[name]):
+                raise ValueError(
+                    f"Question {self.id!r}: field {name!r} does not apply to kind={self.kind!r} "
+                    f"(only to kind={owner!r}); leave it out"
+                )
         if not self.id.isidentifier() or not self.name.isidentifier():
             raise ValueError(f"Question id and name must be identifiers; got {self.id!r}, {self.name!r}")
         if not self.points > 0:
@@ -85,6 +111,28 @@ class Question:
             raise ValueError(f"Question {self.id!r}: kind='derived' needs data=(names of the recorded variables)")
         if not all(str(d).isidentifier() for d in self.data):
             raise ValueError(f"Question {self.id!r}: data must be variable names; got {self.data!r}")
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """Whether a field's value counts as unset: an empty sequence for a tuple default, else equal to the default.
+
+    Parameters
+    ----------
+    value : Any
+        The field's value.
+    default : Any
+        The field's declared default.
+
+    Returns
+    -------
+    bool
+        True when the value is the default (or an empty sequence where the default is ``()``).
+    """
+    if isinstance(default, tuple):
+        return value is not None and len(value) == 0
+    if default is None:
+        return value is None
+    return bool(value == default)
 
 
 @dataclass(frozen=True)
