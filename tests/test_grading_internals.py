@@ -148,7 +148,37 @@ def test_every_shipped_spec_builds_and_prepares(spec):
     assert lab.questions and prepare(lab).plan["questions"]
 
 
+@pytest.mark.parametrize("route", ["shipped id", "keys folder", "spec path"])
+def test_a_labs_own_limits_survive_loading(tmp_path, monkeypatch, route):
+    import efflab.grading.labs as labs
+
+    name = "limits_probe_lab"
+    spec = tmp_path / f"{name}.py"
+    spec.write_text(
+        "from efflab.grading.spec import Lab, Question\n"
+        f"LAB = Lab({name!r}, (Question('q1', 'answer', 1, reference=lambda: 42.0, kind='value'),), seed=7,\n"
+        "          timeout_s=345.0, memory_mb=6000)\n"
+    )
+    if route == "shipped id":  # found as efflab.grading.labs.<name>, the way shipped labs are
+        monkeypatch.setattr(labs, "__path__", [*labs.__path__, str(tmp_path)])
+        try:
+            lab = load_lab(name)
+        finally:  # forget the imported module, so no other test can find it
+            sys.modules.pop(f"efflab.grading.labs.{name}", None)
+            vars(labs).pop(name, None)
+    else:
+        lab = load_lab(name, keys_dir=tmp_path) if route == "keys folder" else load_lab(spec)
+    assert (lab.timeout_s, lab.memory_mb, lab.seed) == (345.0, 6000, 7)
+    assert lab.source == str(spec.resolve())
+
+
 # -- 3. rows are built with keywords ---------------------------------------------------------------------------------
+
+
+def test_run_results_are_built_with_keywords():
+    with pytest.raises(TypeError):
+        runner.RunResult("refused", None, 0.0)  # positional: refused
+    assert runner.RunResult(ended="refused", returncode=None, wall_s=0.0).missing == ()
 
 
 def test_row_fields_are_keyword_only(tmp_path):

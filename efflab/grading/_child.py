@@ -299,7 +299,9 @@ def main(job_path: str) -> int:
 
     # jsonschema (under nbformat) imports rfc3987_syntax, which builds a grammar at import: ~1.2 CPU-s per child,
     # more than the kernel's start. Its URI-format checks are never needed here, and jsonschema works without it.
-    sys.modules.setdefault("rfc3987_syntax", None)
+    # None in sys.modules makes the import fail (ImportError), as the import system documents; typeshed's
+    # dict[str, ModuleType] leaves that out.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     import nbformat
     from jupyter_client.manager import AsyncKernelManager
     from nbclient.exceptions import CellTimeoutError, DeadKernelError

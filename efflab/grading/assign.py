@@ -146,7 +146,8 @@ def make_student(master, lab_id: str, master_name: str = ""):
 
 def _secret_lines(master) -> set[str]:
     """Lines of solution/hidden material in the master that appear nowhere in its public text."""
-    secret, public = set(), set()
+    secret: set[str] = set()
+    public: set[str] = set()
     for cell in master.cells:
         hidden_cell = any(tag in HIDDEN_TAGS for tag in cell.get("metadata", {}).get("tags", []))
         inside = False

@@ -23,6 +23,7 @@ import re
 import stat
 import tempfile
 import traceback
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +244,8 @@ def parse_plan_key(key: str) -> PlanKey:
             return PlanKey(question_id, data=name)
     indices = rest.split(_KEY_SEPARATOR) if separator else []
     if 1 <= len(indices) <= 2 and all(i.isascii() and i.isdigit() and str(int(i)) == i for i in indices):
-        return PlanKey(question_id, *map(int, indices))
+        numbers = [int(i) for i in indices]
+        return PlanKey(question_id, case=numbers[0], arg=numbers[1] if len(numbers) == 2 else None)
     raise ValueError(f"not a plan key: {key!r}")
 
 
@@ -436,33 +438,42 @@ def _read(path: Path, lab_id: str) -> tuple[str | None, dict, list[str], str]:
             raise ValueError(f"more than {_MAX_CODE_BYTES >> 20} MB of code")
     except ValueError as exc:
         return None, {}, [], str(exc)
-    metadata = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    found = nb.get("metadata")
+    metadata: dict = found if isinstance(found, dict) else {}
     flags = []
     if "efflab" in metadata and not isinstance(metadata["efflab"], dict):
         flags.append("metadata-malformed")
     if not any(s.strip() for s in sources):
         return None, metadata, flags, "no code"
-    section = metadata.get("efflab") if isinstance(metadata.get("efflab"), dict) else {}
+    found = metadata.get("efflab")
+    section: dict = found if isinstance(found, dict) else {}
     claimed = section.get("lab")
     if isinstance(claimed, str) and claimed != lab_id:
         flags.append(f"lab={claimed[:40]}")
     clean = {
         "cells": [
-            {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": s} for s in sources
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {},
+                "outputs": [],
+                "source": s,
+                "id": f"c{number}",
+            }
+            for number, s in enumerate(sources)
         ],
         "metadata": {},
         "nbformat": 4,
         "nbformat_minor": 5,
     }
-    for number, cell in enumerate(clean["cells"]):
-        cell["id"] = f"c{number}"
     return json.dumps(clean), metadata, flags, ""
 
 
 def _score(key: Key, run: RunResult) -> tuple[dict[str, float], list[str]]:
     points, lines = {}, []
     for q, planned in zip(key.lab.questions, key.plan["questions"], strict=True):
-        statuses = run.report.get(q.id) if isinstance(run.report.get(q.id), list) else []
+        reported = run.report.get(q.id)
+        statuses: list = reported if isinstance(reported, list) else []
         passed, notes = 0, []
         for i in range(len(planned["cases"])):
             status = str(statuses[i]) if i < len(statuses) else "no result"
@@ -597,8 +608,9 @@ def default_hide(lab: Lab, keys_dir: str | Path | None = None, extra=()) -> tupl
     folder, the keys folder, the course's ``labs/masters`` and ``.git`` beside the efflab package (a checkout) and in
     the working directory, and ``extra``."""
     paths = [str(p) for p in extra]
-    if lab_source(lab) is not None:
-        paths.append(str(lab_source(lab).parent))
+    source = lab_source(lab)
+    if source is not None:
+        paths.append(str(source.parent))
     if keys_dir is not None:
         paths.append(str(keys_dir))
     for root in (Path(__file__).resolve().parents[2], Path.cwd()):
@@ -715,17 +727,22 @@ def merge(csv_paths, out: str | Path) -> int:
     """
     import io
 
-    header, rows, origin = None, {}, {}
+    header: Sequence[str] | None = None
+    rows: dict[str, dict[str, str]] = {}  # file -> its row
+    origin: dict[str, str] = {}  # file -> the gradebook its row came from
     for path in csv_paths:
         with Path(path).open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
+            columns = reader.fieldnames
             if header is None:
-                header = reader.fieldnames
-            elif reader.fieldnames != header:
-                raise ValueError(f"{path} has columns {reader.fieldnames}, expected {header} (another lab?)")
+                header = columns
+            elif columns != header:
+                raise ValueError(f"{path} has columns {columns}, expected {header} (another lab?)")
+            if columns is None:  # an empty file: no header line, so no rows either
+                continue
             for row in reader:
                 if row["file"] in rows:
-                    differ = [c for c in header if c not in ("wall_s",) and rows[row["file"]][c] != row[c]]
+                    differ = [c for c in columns if c not in ("wall_s",) and rows[row["file"]][c] != row[c]]
                     if differ:
                         raise ValueError(
                             f"{row['file']} is in {origin[row['file']]} and {path} with different {', '.join(differ)} "

@@ -109,7 +109,7 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be > 0; got {getattr(self, name)!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunResult:
     """What came back from one sandbox: how it ended, its report, the harness's plain-data outputs."""
 
@@ -129,6 +129,14 @@ class RunResult:
 
 def _which(name: str) -> str | None:
     return shutil.which(name, path=_SYSTEM_PATH)
+
+
+def _required_tool(name: str) -> str:
+    """The path of a system tool the caller has already checked for (RuntimeError naming it if it is gone)."""
+    path = _which(name)
+    if path is None:
+        raise RuntimeError(f"{name} is not installed in {_SYSTEM_PATH} (the sandbox needs it)")
+    return path
 
 
 def _traversable_by_others(path: Path) -> bool:
@@ -240,7 +248,8 @@ def _bwrap_command(bwrap: str, job_dir: Path, inner: list[str], env: dict, limit
     args += ["--chdir", "/sandbox", *inner]
     if job_uid is None:
         return _Sandbox(args, bound, covered)
-    mount, setpriv, unshare = _which("mount"), _which("setpriv"), _which("unshare")
+    # a job uid is only taken where _root_tools_present() found all three
+    mount, setpriv, unshare = _required_tool("mount"), _required_tool("setpriv"), _required_tool("unshare")
     script = " && ".join(f"{shlex.quote(mount)} --bind {shlex.quote(s)} {shlex.quote(p)}" for s, p in staged)
     drop = [setpriv, f"--reuid={job_uid}", f"--regid={job_uid}", "--clear-groups", "--inh-caps=-all"]
     script = (script + " && " if script else "") + "exec " + shlex.join(drop + args)
@@ -528,7 +537,7 @@ def run_submission(
             (job_dir / "scratch" / "tmp").mkdir(parents=True)
             grader_dir, scratch = str(inside), str(job_dir / "scratch")
         (inside / "submission.ipynb").write_text(notebook_text, encoding="utf-8")
-        np.savez(inside / "inputs.npz", **inputs)
+        np.savez(inside / "inputs.npz", allow_pickle=False, **inputs)  # plain arrays: the harness loads without pickle
         full_plan = {
             **plan,
             "inputs": f"{grader_dir}/inputs.npz",
@@ -555,6 +564,8 @@ def run_submission(
         }
         inner = [sys.executable, "-I", str(_CHILD), f"{grader_dir}/job.json"]
         if use_bwrap:
+            if bwrap is None:  # not expected: use_bwrap is only true when bwrap was found
+                raise RuntimeError(f"bwrap is not installed in {_SYSTEM_PATH}")
             box = _bwrap_command(bwrap, job_dir, inner, env, limits, hide, job_uid)
             job["bound"], job["hide"] = box.bound, box.hide
             command = box.argv
@@ -657,9 +668,9 @@ def probe_isolation(hide: tuple[str, ...] = (), limits: Limits | None = None) ->
     result = run_submission("{}", {"questions": [], "max_elements": 1}, {}, limits, hide, probe_only=True)
     if _which("bwrap") is None:
         return RunResult(
-            "refused",
-            None,
-            result.wall_s,
+            ended="refused",
+            returncode=None,
+            wall_s=result.wall_s,
             protections=result.protections,
             missing=tuple(_required(hide)),
             notes=("bubblewrap (bwrap) is not installed",),

@@ -225,7 +225,10 @@ def load_lab(lab: str | Path, keys_dir: str | Path | None = None) -> Lab:
     found = getattr(module, "LAB", None)
     if not isinstance(found, Lab):
         raise ValueError(f"efflab.grading.labs.{text} does not define LAB = Lab(...)")
-    return Lab(found.lab_id, found.questions, found.title, found.seed, source=str(Path(module.__file__).resolve()))
+    # Not expected: a module that defines LAB was loaded from a file (a namespace package has no LAB, no __file__).
+    if module.__file__ is None:
+        raise ValueError(f"efflab.grading.labs.{text} has no source file")
+    return dataclasses.replace(found, source=str(Path(module.__file__).resolve()))  # keeps every field (limits too)
 
 
 def lab_source(lab: Lab) -> Path | None:
