@@ -28,6 +28,8 @@ Each :class:`efflab.roofline.Ceiling` carries ``measured``, the ``spec`` from :f
 datasheet for a catalog GPU, a model estimate for a CPU: ``estimated=True``) and ``fraction_of_spec``. Times come from
 :func:`efflab.timing.benchmark`: the fastest sample for the ceilings, the median for the latency floor (a cost every
 op pays, added to its time).
+
+:func:`ceiling_table` shows a roofline's ceilings, measured beside spec, as a :class:`~efflab.style.Table`.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ from efflab._sysinfo import cache_sizes_bytes
 from efflab._sysinfo import read_text as _read
 from efflab.hardware import TF32_BF16_MIN_CAPABILITY, fp32_math
 from efflab.roofline import Ceiling, Roofline
-from efflab.style import wrap_text
+from efflab.style import Table, format_si, wrap_text
 from efflab.timing import Measurement, benchmark, torch_threads
 
 __all__ = [
     "CeilingReport",
     "cache_sizes_bytes",
+    "ceiling_table",
     "dram_set_sizes",
     "machine_roofline",
     "measure",
@@ -644,3 +647,39 @@ def measure_exp_rate(device=None, budget_s: float = 0.05) -> Ceiling:
         spec = None if gpu is None else gpu.exp_per_s
         how = f"torch.exp on {n} fp32 elements ({_bytes_text(4 * n)} each way: bounded by memory as well)"
     return Ceiling("exp", "compute", n / best_s, spec=spec, measured=n / best_s, source=how)
+
+
+def ceiling_table(roofline: Roofline) -> Table:
+    """Every ceiling of a roofline with its measured value beside its spec (datasheet or estimate) and the ratio.
+
+    Rows: compute ceilings per dtype, memory ceilings per level, the latency floor when known; the caption names the
+    ridge point ``R_peak / BW`` of the default dtype over the slowest memory.
+
+    Examples
+    --------
+    >>> from efflab.roofline import Ceiling
+    >>> roof = Roofline({"fp32": Ceiling("fp32", "compute", 1e11, spec=2e11, measured=1e11, estimated=True)},
+    ...                 {"dram": 2e10}, latency_s=1e-6, name="test")
+    >>> print(ceiling_table(roof))
+    test: ridge point 5 FLOP/B (fp32 over dram)
+    ceiling        measured      spec                    measured / spec
+    compute fp32   100 GFLOP/s   200 GFLOP/s (estimate)  50 %
+    memory dram    -             20 GB/s (spec)          -
+    latency floor  1 µs          -                       -
+    """
+
+    def row(c, unit):
+        spec = "-" if c.spec is None else f"{format_si(c.spec, unit)} ({'estimate' if c.estimated else 'spec'})"
+        frac = "-" if c.fraction_of_spec is None else f"{100 * c.fraction_of_spec:.0f} %"
+        measured = "-" if c.measured is None else format_si(c.measured, unit)
+        return (f"{c.kind} {c.name}", measured, spec, frac)
+
+    rows = [row(c, "FLOP/s") for c in roofline.compute.values()]
+    rows += [row(c, "B/s") for c in roofline.memory.values()]
+    if roofline.latency_s is not None:
+        rows.append(("latency floor", format_si(roofline.latency_s, "s"), "-", "-"))
+    slowest = min(roofline.memory.values(), key=lambda c: c.value).name
+    caption = (
+        f"{roofline.name}: ridge point {roofline.ridge_point:.3g} FLOP/B ({roofline.default_dtype} over {slowest})"
+    )
+    return Table(("ceiling", "measured", "spec", "measured / spec"), tuple(rows), caption=caption)

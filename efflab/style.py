@@ -1,5 +1,6 @@
-"""The course's one look: a colour per regime, the shared matplotlib style, SI number formatting and the width of
-every plain-text report.
+"""The course's one look: a colour per regime, the shared matplotlib style, SI number formatting, the width of
+every plain-text report, and :class:`Table`, the small tables chapters print (HTML in a notebook, aligned text
+elsewhere).
 
 Every plot and widget takes its colours from here, so "memory-bound" is the same blue on the roofline, in the iron-law
 bars, in the energy split (data movement) and in every widget. The palette is Okabe and Ito's colour-blind-safe set
@@ -10,11 +11,13 @@ matplotlib is imported lazily (only :func:`style_context` needs it), so importin
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import textwrap
 from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import MappingProxyType
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "STAGE_COLORS",
     "REGIME_LABELS",
     "STYLE_RC",
+    "Table",
     "TEXT_WIDTH_CHARS",
     "format_si",
     "style_context",
@@ -224,3 +228,67 @@ def style_context():
                 interactive = matplotlib.is_interactive()
     finally:
         matplotlib.interactive(interactive)
+
+
+# Cells up to this many characters (a number with its unit, a short name) are kept on one line in HTML.
+SHORT_CELL_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Table:
+    """A small table of already-formatted cells that shows as HTML in a notebook and as aligned text elsewhere.
+
+    Chapters print their numbers through it so that wide tables wrap in the book instead of scrolling.
+
+    Examples
+    --------
+    >>> t = Table(("op", "time"), [("add", "1 ms"), ("matmul", "20 ms")])
+    >>> print(t)
+    op      time
+    add     1 ms
+    matmul  20 ms
+    >>> t._repr_html_().count("<th ")
+    2
+    """
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    caption: str = ""
+
+    def __post_init__(self):
+        header = tuple(str(h) for h in self.header)
+        rows = tuple(tuple(str(c) for c in row) for row in self.rows)
+        for i, row in enumerate(rows):
+            if len(row) != len(header):
+                raise ValueError(f"rows[{i}] must have {len(header)} cells (one per header entry); got {len(row)}")
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "rows", rows)
+
+    def __str__(self) -> str:
+        widths = [max(len(r[k]) for r in (self.header, *self.rows)) for k in range(len(self.header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (self.header, *self.rows)
+        ]
+        return "\n".join(([self.caption] if self.caption else []) + lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+
+        # Inline cell padding: the book's theme, Jupyter and Colab would otherwise run adjacent columns together.
+        # Short cells (numbers with units) never wrap, so "1.05 µs" stays on one line; long text wraps. At 0.9em and
+        # 0.6em padding an eight-column op table fits the book's column at 1280 px (tests/test_browser.py checks it).
+        def cell(tag: str, text: str) -> str:
+            wrap = " white-space: nowrap;" if len(text) <= SHORT_CELL_CHARS else ""
+            style = f"padding: 0.15em 0.6em 0.15em 0; text-align: left; vertical-align: top;{wrap}"
+            return f'<{tag} style="{style}">{esc(text)}</{tag}>'
+
+        head = "".join(cell("th", h) for h in self.header)
+        body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in self.rows)
+        caption = f'<caption style="caption-side: top; text-align: left">{esc(self.caption)}</caption>'
+        return (
+            f'<table class="table" style="font-size: 0.9em">{caption if self.caption else ""}'
+            f"<thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )

@@ -1,5 +1,6 @@
-"""efflab.kernels against hand-computed costs, the hardware catalog, MLSysBook's worked decode case and the
-sizes of the tensors the workloads really build."""
+"""The homes of the old efflab.kernels -- roofline_cases, op_bench, roofline_claims, style.Table and
+ceilings.ceiling_table -- against hand-computed costs, the hardware catalog, MLSysBook's worked decode case and the
+sizes of the tensors the workloads really build; and efflab.kernels, the facade that re-exports them."""
 
 from __future__ import annotations
 
@@ -9,23 +10,38 @@ import os
 import numpy as np
 import pytest
 
+from efflab.ceilings import ceiling_table
 from efflab.hardware import CATALOG
-from efflab.kernels import (
+from efflab.op_bench import (
     MeasuredOp,
-    Table,
     Workload,
-    annual_growth,
-    ceiling_table,
-    decode_floor,
-    kernel_catalog,
     kernel_workloads,
     measure_op,
     measure_ops,
-    memory_wall,
     num_threads,
     regime_workloads,
 )
 from efflab.roofline import OpCost, Roofline
+from efflab.roofline_cases import annual_growth, decode_floor, kernel_catalog, memory_wall
+from efflab.style import Table
+
+# --- the facade -------------------------------------------------------------------------------------------------------
+
+
+def test_kernels_facade_re_exports_each_name_from_its_home():
+    import importlib
+
+    from efflab import kernels, timing
+
+    homes = [importlib.import_module(f"efflab.{m}") for m in ("roofline_cases", "op_bench", "roofline_claims")]
+    homes += [importlib.import_module("efflab.style"), importlib.import_module("efflab.ceilings")]
+    for name in kernels.__all__:
+        owners = [home for home in homes if name in home.__all__]
+        assert len(owners) == 1, (name, [h.__name__ for h in owners])
+        assert getattr(kernels, name) is getattr(owners[0], name), name
+        assert name in (kernels.__doc__ or ""), f"the facade's docstring must say where {name} lives"
+    assert kernels.num_threads is timing.torch_threads
+
 
 # --- the analytic catalog ---------------------------------------------------------------------------------------------
 
@@ -297,13 +313,13 @@ def test_ceiling_table_rows_follow_the_roofline():
 
 
 def test_more_cores_claim_held_and_diagnosed(monkeypatch):
-    from efflab import claims, kernels
+    from efflab import claims, op_bench
     from efflab.claims import UnexplainedClaim
-    from efflab.kernels import more_cores_claim
+    from efflab.roofline_claims import more_cores_claim
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims, "cores_deliver", lambda *a: claims.Reason(False, "two real cores"))
-    monkeypatch.setattr(kernels, "threads_scale_now", lambda threads: claims.Reason(False, "no better now"))
+    monkeypatch.setattr(op_bench, "threads_scale_now", lambda threads: claims.Reason(False, "no better now"))
     dram_only = {"l2": 1 << 20, "l3": 8 << 20}
     add_bytes, dram = 2e8, 2e10  # one core at 10 ms moves 20 GB/s: the whole DRAM roof
     assert more_cores_claim((10e-3, 9.8e-3), (0.1, 0.052), add_bytes, dram, dram_only).held
@@ -321,9 +337,9 @@ def test_more_cores_claim_held_and_diagnosed(monkeypatch):
     with pytest.raises(UnexplainedClaim):  # two cores made the matmul slower while the add did not move
         more_cores_claim((10e-3, 9.9e-3), (0.1, 0.125), add_bytes, dram, dram_only)
     # ... unless a matmul timed just after does scale: the second CPU was lent elsewhere during the experiment.
-    monkeypatch.setattr(kernels, "threads_scale_now", lambda threads: claims.Reason(True, "x1.9 now"))
+    monkeypatch.setattr(op_bench, "threads_scale_now", lambda threads: claims.Reason(True, "x1.9 now"))
     assert more_cores_claim((10e-3, 9.9e-3), (0.1, 0.125), add_bytes, dram, dram_only).why == "x1.9 now"
-    monkeypatch.setattr(kernels, "threads_scale_now", lambda threads: claims.Reason(False, "no better now"))
+    monkeypatch.setattr(op_bench, "threads_scale_now", lambda threads: claims.Reason(False, "no better now"))
     # Round times: the fastest counts, and rounds 45 % apart are a machine that changed speed mid-experiment.
     v = more_cores_claim(([10e-3, 10.2e-3], [9.9e-3]), ([0.1], [0.125, 0.17]), add_bytes, dram, dram_only)
     assert "differ by up to 36%" in v.why
@@ -362,7 +378,7 @@ def test_vector_and_sfu_ceilings_follow_from_sms_and_clock():
 
 
 def test_unit_classify_softmax_on_the_sfus_and_matmuls_on_tensor_cores():
-    from efflab.kernels import unit_classify
+    from efflab.roofline_cases import unit_classify
 
     cases = {k.name: k for k in kernel_catalog("fp16")}
     soft = unit_classify(cases["softmax (scores)"], "H100 SXM")
@@ -382,7 +398,7 @@ def test_unit_classify_softmax_on_the_sfus_and_matmuls_on_tensor_cores():
 
 
 def test_resident_level_picks_the_smallest_measured_level_that_holds_the_data():
-    from efflab.kernels import resident_level
+    from efflab.op_bench import resident_level
 
     roof = Roofline({"fp32": 1e11}, {"dram": 2e10, "l2": 6e10, "l3": 9e10})
     caches = {"l1": 32 << 10, "l2": 512 << 10, "l3": 8 << 20}
@@ -397,7 +413,7 @@ def test_resident_level_picks_the_smallest_measured_level_that_holds_the_data():
 def test_bound_claim_uses_the_level_and_diagnoses_a_partly_cached_op(monkeypatch):
     from efflab import claims
     from efflab.claims import UnexplainedClaim
-    from efflab.kernels import bound_claim
+    from efflab.roofline_claims import bound_claim
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
@@ -419,7 +435,7 @@ def test_bound_claim_uses_the_level_and_diagnoses_a_partly_cached_op(monkeypatch
 def test_proportional_claim_held_and_the_cache_crossing_diagnosed(monkeypatch):
     from efflab import claims
     from efflab.claims import UnexplainedClaim
-    from efflab.kernels import proportional_claim
+    from efflab.roofline_claims import proportional_claim
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     sizes = [2**21, 2**22, 2**23, 2**24]
@@ -440,7 +456,7 @@ def test_proportional_claim_held_and_the_cache_crossing_diagnosed(monkeypatch):
 
 
 def test_op_bound_adds_the_exponentials_and_needs_their_rate():
-    from efflab.kernels import op_bound
+    from efflab.op_bench import op_bound
 
     roof = Roofline({"fp32": 1e11}, {"dram": 2e10, "l3": 8e10}, latency_s=3e-6)
     n = 2**22  # a softmax over 4 Mi fp32 elements: 32 MiB in and out, 5 FLOPs and one exp each
@@ -484,7 +500,7 @@ def test_measured_exp_rate_agrees_with_timing_exp_directly():
 def test_flat_claim_on_tiny_doublings(monkeypatch):
     from efflab import claims
     from efflab.claims import UnexplainedClaim
-    from efflab.kernels import flat_claim
+    from efflab.roofline_claims import flat_claim
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
@@ -504,7 +520,7 @@ def test_flat_claim_on_tiny_doublings(monkeypatch):
 
 def test_bound_claim_a_tiny_op_at_the_dispatch_floor_is_diagnosed(monkeypatch):
     from efflab import claims
-    from efflab.kernels import bound_claim
+    from efflab.roofline_claims import bound_claim
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
@@ -517,7 +533,7 @@ def test_bound_claim_a_tiny_op_at_the_dispatch_floor_is_diagnosed(monkeypatch):
 def test_regimes_claim_on_the_introductions_probes(monkeypatch):
     from efflab import claims
     from efflab.claims import UnexplainedClaim
-    from efflab.kernels import regimes_claim
+    from efflab.roofline_claims import regimes_claim
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
@@ -537,12 +553,12 @@ def test_regimes_claim_on_the_introductions_probes(monkeypatch):
     # This session's ch01: the matmul at 121 % of a bound measured in a slow minute. Drift measured now explains it.
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     fast = MeasuredOp("matmul 1024^3", 2 * 1024**3, 12 * 2**20, 28.2e-3)
-    from efflab import kernels
+    from efflab import op_bench
 
-    monkeypatch.setattr(kernels, "speed_drift", lambda roofline: claims.Reason(True, "the machine got faster"))
+    monkeypatch.setattr(op_bench, "speed_drift", lambda roofline: claims.Reason(True, "the machine got faster"))
     v = regimes_claim([tiny, add, fast], roof)
     assert not v.held and "compute-bound at 121%" in v.figures and v.why == "the machine got faster"
-    monkeypatch.setattr(kernels, "speed_drift", lambda roofline: claims.Reason(False, "same speed"))
+    monkeypatch.setattr(op_bench, "speed_drift", lambda roofline: claims.Reason(False, "same speed"))
     with pytest.raises(UnexplainedClaim):
         regimes_claim([tiny, add, fast], roof)
 
@@ -551,7 +567,7 @@ def test_lever_claims_of_lab1(monkeypatch):
     from efflab import claims
     from efflab.claims import UnexplainedClaim
     from efflab.claims import cores_deliver as real_cores_deliver
-    from efflab.kernels import lever_claims
+    from efflab.roofline_claims import lever_claims
 
     monkeypatch.setenv(claims.STRICT_ENV, "1")
     monkeypatch.setattr(claims.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
@@ -581,13 +597,13 @@ def test_lever_claims_of_lab1(monkeypatch):
     monkeypatch.setattr(claims, "cores_deliver", real_cores_deliver)
     assert "got 1.10 CPUs' worth of work done" in lever_claims(items, colab)[1].why
     # CI, 2026-12-03: two threads gave the matmul x1.22 while a matmul timed just after scaled: a busy host, for a while.
-    from efflab import kernels
+    from efflab import op_bench
 
     monkeypatch.setattr(claims, "cores_deliver", lambda *a: claims.Reason(False, "two real cores"))
     burst = [[3.64e-3, 17.9e-3, 3.68e-3], [23.5e-3, 93.5e-3, 19.3e-3]]
-    monkeypatch.setattr(kernels, "threads_scale_now", lambda threads: claims.Reason(threads == 2, "x1.9 just now"))
+    monkeypatch.setattr(op_bench, "threads_scale_now", lambda threads: claims.Reason(threads == 2, "x1.9 just now"))
     assert lever_claims(items, burst, threads=2)[1].why == "x1.9 just now"
-    monkeypatch.setattr(kernels, "threads_scale_now", lambda threads: claims.Reason(False, "x1.1 just now too"))
+    monkeypatch.setattr(op_bench, "threads_scale_now", lambda threads: claims.Reason(False, "x1.1 just now too"))
     with pytest.raises(UnexplainedClaim):
         lever_claims(items, burst, threads=2)
     # CI again: batching gave the compute-bound op x0.69 while the same matmuls timed just after were flat.
@@ -598,9 +614,9 @@ def test_lever_claims_of_lab1(monkeypatch):
         calls.append((rows, n))
         return claims.Reason(True, "x0.98 just now")
 
-    monkeypatch.setattr(kernels, "batching_flat_now", flat_now)
+    monkeypatch.setattr(op_bench, "batching_flat_now", flat_now)
     assert lever_claims(items, slow_batch, threads=2)[0].why == "x0.98 just now"
     assert calls == [((1024, 4096), 1024)]  # the compute-bound op's own rows and weight
-    monkeypatch.setattr(kernels, "batching_flat_now", lambda rows, n: claims.Reason(False, "x0.7 just now too"))
+    monkeypatch.setattr(op_bench, "batching_flat_now", lambda rows, n: claims.Reason(False, "x0.7 just now too"))
     with pytest.raises(UnexplainedClaim):
         lever_claims(items, slow_batch, threads=2)
