@@ -44,6 +44,7 @@ endif
 test: $(STAMP) $(ASSETS) browser sandbox $(COLAB_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/efflab sync-notebooks --check
 	$(BIN)/efflab assign --check
 	$(BIN)/python -m pytest tests efflab --ignore=tests/colab --ignore=tests/one_thread

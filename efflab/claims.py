@@ -21,7 +21,7 @@ This module needs only the standard library and numpy.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from efflab.style import TEXT_WIDTH_CHARS, wrap_lines
@@ -175,7 +175,7 @@ def bytes_text(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def cache_level(working_set_bytes: float, caches: dict | None = None) -> tuple[str, int] | None:
+def cache_level(working_set_bytes: float, caches: Mapping[str, int] | None = None) -> tuple[str, int] | None:
     """The smallest cache level the OS reports that holds ``working_set_bytes``, as ``(level, size_bytes)``; None
     when none does. ``caches`` defaults to :func:`efflab._sysinfo.cache_sizes_bytes` (per core; an L3 shared by all
     cores is reported whole, and a VM may report its host's).
@@ -198,7 +198,7 @@ def cache_level(working_set_bytes: float, caches: dict | None = None) -> tuple[s
     return (fitting[0][1], fitting[0][0]) if fitting else None
 
 
-def fits_cache(working_set_bytes: float, caches: dict | None = None) -> Reason:
+def fits_cache(working_set_bytes: float, caches: Mapping[str, int] | None = None) -> Reason:
     """Reason "the working set fits a cache level": the smallest level the OS reports that holds it
     (:func:`cache_level`).
 

@@ -101,7 +101,7 @@ class MeasuredOp:
 
     def regime(self, roofline: Roofline, dtype: str | None = None) -> str:
         """The regime :meth:`Roofline.classify` assigns to this op's cost on ``roofline``."""
-        return roofline.classify(self.flops, self.bytes_moved, dtype=dtype).regime
+        return str(roofline.classify(self.flops, self.bytes_moved, dtype=dtype).regime)  # scalar inputs: a str
 
 
 def _thread_counts(threads) -> tuple[int | None, ...]:
@@ -217,9 +217,13 @@ def regime_workloads(device=None, tiny_numel: int = 64) -> tuple[Workload, ...]:
     a, b = (torch.rand(n_mm, n_mm, generator=gen).to(dev) for _ in range(2))
     return (
         Workload(
-            f"tiny add ({tiny_numel})", torch.add, tiny[:2], elementwise_cost(tiny_numel, 4, 1, 2), {"out": tiny[2]}
+            f"tiny add ({tiny_numel})",
+            torch.add,
+            tuple(tiny[:2]),
+            elementwise_cost(tiny_numel, 4, 1, 2),
+            {"out": tiny[2]},
         ),
-        Workload("large add (16M)", torch.add, big[:2], elementwise_cost(n_big, 4, 1, 2), {"out": big[2]}),
+        Workload("large add (16M)", torch.add, tuple(big[:2]), elementwise_cost(n_big, 4, 1, 2), {"out": big[2]}),
         Workload(f"matmul {n_mm}^3", torch.matmul, (a, b), matmul_cost(n_mm, n_mm, n_mm, 4)),
     )
 
@@ -302,7 +306,7 @@ class OpBound:
 
     @property
     def bound_by(self) -> str:
-        return max(self.terms, key=self.terms.get)
+        return max(self.terms, key=lambda term: self.terms[term])
 
     @property
     def regime(self) -> str:
@@ -329,7 +333,8 @@ def op_bound(op: MeasuredOp, roofline: Roofline, caches: Mapping | None = None, 
         raise TypeError(f"op must be a MeasuredOp (measure_ops()); got {type(op).__name__}")
     level = resident_level(roofline, op.bytes_moved, caches)
     c = roofline.classify(op.flops, op.bytes_moved, level=level)
-    terms = {level: c.memory_time_s, roofline.default_dtype: c.compute_time_s}
+    # Scalar inputs give float terms; default_dtype is set by Roofline.__post_init__.
+    terms: dict[str, float] = {level: float(c.memory_time_s), str(roofline.default_dtype): float(c.compute_time_s)}
     if op.exps:
         if exp_per_s is None:
             raise ValueError(f"{op.label} computes {op.exps:.3g} exponentials: pass exp_per_s (exp/s, > 0)")

@@ -253,7 +253,9 @@ def memory_wall(dtype: str = "fp16", devices: Mapping | None = None) -> tuple[Me
     ('NVIDIA V100 SXM2', 2017, 138.9)
     """
     if devices is None:
-        from efflab.hardware import CATALOG as devices
+        from efflab.hardware import CATALOG
+
+        devices = CATALOG
     rows = [
         MemoryWallRow(d.name, d.year, dtype, d.peak_flops_per_s[dtype], d.bandwidth_bytes_per_s)
         for d in devices.values()

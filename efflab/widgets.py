@@ -21,11 +21,13 @@ import base64
 import io
 import math
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import numpy as np
 
 from efflab import _validate as v
 from efflab.amdahl import amdahl_limit, amdahl_speedup
+from efflab.compress import best_feasible
 from efflab.energy import energy_estimate
 from efflab.hardware import as_roofline
 from efflab.opcost import matmul_cost
@@ -307,7 +309,7 @@ def iron_law_explorer(roofline=None, *, batch: int = 1, hidden: int = 768, dtype
     w = _widgets()
     rl = as_roofline(roofline if roofline is not None else DEFAULT_DEVICE)
     measured_latency = rl.latency_s is not None
-    latency_s = rl.latency_s if measured_latency else ASSUMED_LATENCY_S
+    latency_s = rl.latency_s if rl.latency_s is not None else ASSUMED_LATENCY_S
     rl = Roofline(
         rl.compute,
         rl.memory,
@@ -435,9 +437,11 @@ def _variants(variants):
 
 
 def best_variant(accuracy, size_bytes, latency_s, max_size_bytes, max_latency_s, min_accuracy):
-    """Index of the best feasible variant, or None: highest accuracy, ties to lower latency, then smaller size.
+    """Index of the variant :func:`efflab.compress.best_feasible` chooses from parallel lists, or None if none fits.
 
-    Feasible: ``size <= max_size_bytes``, ``latency <= max_latency_s`` and ``accuracy >= min_accuracy``.
+    One rule for the chapter's text and this explorer: feasible means ``size <= max_size_bytes``,
+    ``latency <= max_latency_s`` and ``accuracy >= min_accuracy``; among those the highest accuracy wins, ties to lower
+    latency, then smaller size, then the first listed. The budgets must be > 0 and the floor a fraction of 1.
 
     Examples
     --------
@@ -448,11 +452,13 @@ def best_variant(accuracy, size_bytes, latency_s, max_size_bytes, max_latency_s,
     >>> best_variant([0.9], [4e6], [0.02], 1e6, 1.0, 0.0) is None
     True
     """
-    acc, size, lat = (np.asarray(a, dtype=float) for a in (accuracy, size_bytes, latency_s))
-    ok = np.flatnonzero((size <= max_size_bytes) & (lat <= max_latency_s) & (acc >= min_accuracy))
-    if ok.size == 0:
-        return None
-    return int(ok[np.lexsort((size[ok], lat[ok], -acc[ok]))[0]])
+    columns = (np.asarray(a, dtype=float).tolist() for a in (accuracy, size_bytes, latency_s))
+    rows = [
+        SimpleNamespace(index=i, accuracy=a, size_bytes=s, latency_s=t)
+        for i, (a, s, t) in enumerate(zip(*columns, strict=True))
+    ]
+    best = best_feasible(rows, max_size_bytes=max_size_bytes, max_latency_s=max_latency_s, min_accuracy=min_accuracy)
+    return None if best is None else best.index
 
 
 def pareto_explorer(variants, *, max_size_bytes=None, max_latency_s=None, min_accuracy=None):
