@@ -64,7 +64,8 @@ __all__ = [
 ]
 
 # Matmul sizes n (n x n @ n x n). CPU: the plateau starts near n=256-512 on a 2-core AVX-512 machine and larger sets
-# only add time; CUDA: an H100 needs n >= 4096 to fill its 132 SMs (REFERENCE.md: 8192^3 bf16 ~798 TFLOP/s).
+# only add time; CUDA: an H100 needs n >= 4096 to fill its 132 SMs (a 4096^2 output in 128 x 128 tiles is 1024 tiles,
+# about 8 per SM; 2048^2 gives 2 per SM and leaves SMs idle in the last wave).
 # Rounds of the latency-floor measurement; the fastest median is the floor.
 LATENCY_ROUNDS = 3
 MATMUL_SIZES = {"cpu": (256, 512, 1024, 2048), "cuda": (2048, 4096, 8192)}
