@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -262,6 +268,33 @@ def test_frontier_mask_and_best_feasible_against_brute_force(seed):
         assert C.frontier_mask(vs)[vs.index(best)]
 
 
+# Tie-heavy values (a few levels each) mixed with arbitrary ones, so that the tie-breaks are exercised.
+_ACCURACY = st.one_of(st.sampled_from([0.5, 0.9, 0.95, 0.97]), st.floats(0.0, 1.0))
+_SIZE = st.one_of(st.sampled_from([1_000, 2_000, 5_000]), st.floats(1.0, 1e7))
+_LATENCY = st.one_of(st.sampled_from([1e-4, 2e-4, 3e-4]), st.floats(1e-6, 1e-1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(_ACCURACY, _SIZE, _LATENCY), max_size=12),
+    max_size=st.one_of(st.just(math.inf), _SIZE),
+    max_latency=st.one_of(st.just(math.inf), _LATENCY),
+    floor=_ACCURACY,
+)
+def test_widget_and_text_choose_the_same_variant(rows, max_size, max_latency, floor):
+    """efflab.widgets.best_variant (the explorer, parallel lists -> index) applies compress.best_feasible (the text)."""
+    pytest.importorskip("matplotlib")
+    from efflab.widgets import best_variant
+
+    vs = [Variant(f"v{i}", "x", a, s, t, 1.0, 1) for i, (a, s, t) in enumerate(rows)]
+    acc, size, lat = ([r[k] for r in rows] for k in range(3))
+    best = C.best_feasible(vs, max_size_bytes=max_size, max_latency_s=max_latency, min_accuracy=floor)
+    index = best_variant(acc, size, lat, max_size, max_latency, floor)
+    assert (index is None) == (best is None)
+    if best is not None:
+        assert vs[index] is best
+
+
 def test_measure_variant_structure(data):
     model = C.make_mlp((64, 32, 10))
     var = C.measure_variant("m", model, data, family="demo", batch_size=32, min_run_s=0.01)
@@ -306,9 +339,7 @@ def test_variants_time_on_cuda(data):
     assert next(model.parameters()).device.type == "cpu"  # the caller's model is not moved
 
 
-# --- the chapter's claims, judged on variants -----------------------------------------------------------------------------
-
-
+# ------------------------------------------------------------------------ the chapter's claims, judged on variants
 def test_compression_claims_held_and_diagnosed(monkeypatch):
     from efflab import claims
     from efflab.claims import UnexplainedClaim
@@ -397,3 +428,51 @@ def test_only_the_known_quantization_notices_are_silenced(monkeypatch):
     monkeypatch.setattr(torch.ao.quantization, "quantize_dynamic", noisy)
     with pytest.warns(DeprecationWarning, match="will be removed"):
         quantize_int8_dynamic(make_mlp((8, 4)))
+
+
+# --------------------------------------------------------------------------------------------- the package itself
+def test_imports_without_torch():
+    """The facade and every submodule import on a machine without torch; only the torch layers need it."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["torch"] = None  # any "import torch" now fails
+        import efflab.compress as C
+        from efflab.compress import claims, distillation, frontier, measure, model, precision, prune, variants
+        assert C.best_feasible([], min_accuracy=0.5) is None and C.csr_bytes(6554, 256) == 53460
+        try:
+            C.Int4Linear
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("Int4Linear was made without torch")
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_torch_layers_are_module_level_classes():
+    """Int4Linear and CsrLinear are one class each (isinstance dispatch, pickling), reachable from the facade."""
+    from efflab.compress.precision import Int4Linear
+    from efflab.compress.prune import CsrLinear
+
+    assert C.Int4Linear is Int4Linear and C.CsrLinear is CsrLinear
+    assert "Int4Linear" in dir(C) and "Int4Linear" not in C.__all__
+    model = C.make_mlp((64, 32, 10))
+    for variant, cls in ((C.quantize_int4(model), Int4Linear), (C.to_csr(C.magnitude_prune(model, 0.5)[0]), CsrLinear)):
+        again = pickle.loads(pickle.dumps(variant))
+        assert type(again[0]) is cls and C.model_bytes(again) == C.model_bytes(variant)
+        torch.testing.assert_close(again(torch.ones(2, 64)), variant(torch.ones(2, 64)))
+    with pytest.raises(AttributeError, match="no attribute"):
+        C.Int8Linear  # noqa: B018
+
+
+def test_executed_flops_per_kind_of_layer():
+    """Dense kernels (fp, int8, int4) run 2 * in * out FLOPs per sample; the CSR kernel 2 * nnz."""
+    model = C.make_mlp((64, 32, 10))
+    dense = C.forward_flops((64, 32, 10))
+    pruned = C.magnitude_prune(model, 0.75)[0]
+    for variant in (model, C.cast(model, "fp16"), C.quantize_int8_dynamic(model), C.quantize_int4(model), pruned):
+        assert C.measure._executed_flops(variant) == dense
+    nnz = sum(int((lin.weight != 0).sum()) for lin in C._linears(pruned))
+    assert C.measure._executed_flops(C.to_csr(pruned)) == 2 * nnz == dense / 4
