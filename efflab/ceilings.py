@@ -47,6 +47,7 @@ from efflab import _validate as v
 from efflab._sysinfo import cache_sizes_bytes
 from efflab._sysinfo import read_text as _read
 from efflab.hardware import TF32_BF16_MIN_CAPABILITY, fp32_math
+from efflab.opcost import torch_dtype
 from efflab.roofline import Ceiling, Roofline
 from efflab.style import Table, format_si, wrap_text
 from efflab.timing import Measurement, benchmark, torch_threads
@@ -95,7 +96,8 @@ GPU_DRAM_BUDGET_BYTES = {"quick": 3 << 30, "full": 6 << 30}
 MATMUL_MAX_CALL_S = {"quick": 0.25, "full": 1.0}
 # Fallbacks when the OS does not report cache sizes: typical per-core L2 and a server LLC (used only to size sets).
 _FALLBACK_CACHES = {"l2": 1 << 20, "l3": 32 << 20}
-_DTYPES = {"fp64": "float64", "fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+# The dtypes a matmul ceiling is measured in (int8 matmuls are not a roofline ceiling here).
+_DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -117,33 +119,12 @@ class CeilingReport:
 
     def to_text(self) -> str:
         """The ceilings beside the spec, with the fraction achieved."""
-        lines = [f"{self.roofline.name} -- measured in {self.elapsed_s:.1f} s", _ceiling_table(self.roofline)]
+        lines = [f"measured in {self.elapsed_s:.1f} s", str(ceiling_table(self.roofline, how=True))]
         lines += [f"note: {n}" for n in self.notes]
         return wrap_text("\n".join(lines))
 
     def __str__(self) -> str:
         return self.to_text()
-
-
-def _ceiling_table(roof: Roofline) -> str:
-    rows = [("ceiling", "measured", "spec", "achieved", "how")]
-    for c in (*roof.compute.values(), *roof.memory.values()):
-        scale, unit = (1e9, "GFLOP/s") if c.kind == "compute" else (1e9, "GB/s")
-        spec = "-" if c.spec is None else f"{c.spec / scale:.4g} {unit}" + (" (est.)" if c.estimated else "")
-        frac = "-" if c.fraction_of_spec is None else f"{c.fraction_of_spec:.0%}"
-        rows.append((f"{c.kind} {c.name}", f"{(c.measured or c.value) / scale:.4g} {unit}", spec, frac, c.source))
-    if roof.latency_s is not None:
-        rows.append(
-            (
-                "latency floor",
-                f"{roof.latency_s * 1e6:.3g} µs",
-                "-",
-                "-",
-                "median of a 1-element add into a preallocated output",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -368,7 +349,7 @@ def _matmul_sweep(torch, dev, dtypes, quick, bar):
     max_call_s = MATMUL_MAX_CALL_S["quick" if quick else "full"]
     rows, skipped = [], {}
     for dtype in dtypes:
-        tdt = getattr(torch, _DTYPES[dtype])
+        tdt = torch_dtype(dtype, _DTYPES)
         # fp32 must be true FP32 and tf32 the tensor-core path (cuBLAS and cuDNN; the CPU's default is IEEE fp32).
         with fp32_math(tf32=dtype == "tf32"):
             for n in sizes:
@@ -651,11 +632,12 @@ def measure_exp_rate(device=None, budget_s: float = 0.05) -> Ceiling:
     return Ceiling("exp", "compute", n / best_s, spec=spec, measured=n / best_s, source=how)
 
 
-def ceiling_table(roofline: Roofline) -> Table:
+def ceiling_table(roofline: Roofline, *, how: bool = False) -> Table:
     """Every ceiling of a roofline with its measured value beside its spec (datasheet or estimate) and the ratio.
 
     Rows: compute ceilings per dtype, memory ceilings per level, the latency floor when known; the caption names the
-    ridge point ``R_peak / BW`` of the default dtype over the slowest memory.
+    ridge point ``R_peak / BW`` of the default dtype over the slowest memory. ``how`` adds a column saying how each
+    ceiling was measured (the one table the notebooks show and :meth:`CeilingReport.to_text` prints).
 
     Examples
     --------
@@ -674,14 +656,16 @@ def ceiling_table(roofline: Roofline) -> Table:
         spec = "-" if c.spec is None else f"{format_si(c.spec, unit)} ({'estimate' if c.estimated else 'spec'})"
         frac = "-" if c.fraction_of_spec is None else f"{100 * c.fraction_of_spec:.0f} %"
         measured = "-" if c.measured is None else format_si(c.measured, unit)
-        return (f"{c.kind} {c.name}", measured, spec, frac)
+        return (f"{c.kind} {c.name}", measured, spec, frac) + ((c.source or "-",) if how else ())
 
     rows = [row(c, "FLOP/s") for c in roofline.compute.values()]
     rows += [row(c, "B/s") for c in roofline.memory.values()]
     if roofline.latency_s is not None:
-        rows.append(("latency floor", format_si(roofline.latency_s, "s"), "-", "-"))
+        floor = ("latency floor", format_si(roofline.latency_s, "s"), "-", "-")
+        rows.append(floor + (("median of a 1-element add into a preallocated output",) if how else ()))
     slowest = min(roofline.memory.values(), key=lambda c: c.value).name
     caption = (
         f"{roofline.name}: ridge point {roofline.ridge_point:.3g} FLOP/B ({roofline.default_dtype} over {slowest})"
     )
-    return Table(("ceiling", "measured", "spec", "measured / spec"), tuple(rows), caption=caption)
+    header = ("ceiling", "measured", "spec", "measured / spec") + (("how",) if how else ())
+    return Table(header, tuple(rows), caption=caption)

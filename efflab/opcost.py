@@ -21,6 +21,7 @@ from efflab import _validate as v
 
 __all__ = [
     "DTYPE_BYTES",
+    "TORCH_DTYPES",
     "LAYERNORM_AFFINE_FLOPS_PER_ELEMENT",
     "LAYERNORM_FLOPS_PER_ELEMENT",
     "LAYERNORM_FLOPS_PER_ROW",
@@ -29,17 +30,52 @@ __all__ = [
     "arithmetic_intensity",
     "attention_cost",
     "conv2d_cost",
+    "dtype_name",
     "elementwise_cost",
     "embedding_cost",
     "layernorm_cost",
     "matmul_cost",
     "softmax_cost",
+    "torch_dtype",
 ]
 
 # Bytes per element for the package's dtype names; tf32 is stored in 32 bits, int4 packs two values per byte.
 DTYPE_BYTES: Mapping[str, float] = MappingProxyType(
     {"fp64": 8, "fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 )
+# efflab's dtype names -> torch's dtype attributes, the one map every module uses (tf32 is stored as fp32: TF32 is a
+# math mode of fp32 matmuls, see efflab.hardware.fp32_math).
+TORCH_DTYPES: Mapping[str, str] = MappingProxyType(
+    {"fp64": "float64", "fp32": "float32", "tf32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "int8"}
+)
+_NAMES_BY_TORCH = {torch_name: name for name, torch_name in TORCH_DTYPES.items() if name != "tf32"}
+
+
+def torch_dtype(name: str, allowed=None):
+    """The torch dtype for an efflab dtype name ("bf16" -> ``torch.bfloat16``); torch is imported here.
+
+    ``allowed`` narrows the names accepted (a ValueError names the argument and lists them).
+
+    >>> str(torch_dtype("bf16"))
+    'torch.bfloat16'
+    """
+    import torch
+
+    name = v.choice(name, "dtype", list(TORCH_DTYPES if allowed is None else allowed))
+    return getattr(torch, TORCH_DTYPES[name])
+
+
+def dtype_name(dtype) -> str:
+    """efflab's name for a torch dtype ("fp32", "bf16", ..., else torch's name without the prefix).
+
+    Examples
+    --------
+    >>> import torch
+    >>> dtype_name(torch.bfloat16), dtype_name(torch.int64)
+    ('bf16', 'int64')
+    """
+    name = str(dtype).removeprefix("torch.")
+    return _NAMES_BY_TORCH.get(name, name)
 
 
 def _dtype_bytes(value, name: str = "dtype_bytes") -> float:

@@ -57,6 +57,7 @@ from efflab.opcost import (
     LAYERNORM_FLOPS_PER_ELEMENT,
     LAYERNORM_FLOPS_PER_ROW,
     SOFTMAX_FLOPS_PER_ELEMENT,
+    dtype_name,
 )
 from efflab.roofline import Roofline
 from efflab.timing import format_time_s
@@ -81,7 +82,6 @@ _REDUCTION_FLOPS = {
 _POINTWISE_FLOPS = {"addcmul": 2, "addcdiv": 2, "copy": 0, "_to_copy": 0, "clone": 0, "fill": 0, "zero": 0}
 # Ops whose mutated argument is only written, never read.
 _WRITE_ONLY = {"copy_", "fill_", "zero_", "normal_", "uniform_", "random_", "bernoulli_", "exponential_"}
-_DTYPE_NAMES = {"float64": "fp64", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 # Fused inference kernels of torch.nn (the "fast path" of nn/modules/transformer.py and nn/modules/activation.py, taken in
 # eval mode without autograd), counted as the sum of the unfused ops the same module runs otherwise (_fused_flop_parts).
 _FUSED_RULES = {
@@ -100,19 +100,6 @@ _FUSED_GEMM_PARTS = frozenset(
         "ffn_gemms",
     }
 )
-
-
-def dtype_name(dtype) -> str:
-    """efflab's name for a torch dtype ("fp32", "bf16", ..., else torch's name without the prefix).
-
-    Examples
-    --------
-    >>> import torch
-    >>> dtype_name(torch.bfloat16), dtype_name(torch.int64)
-    ('bf16', 'int64')
-    """
-    name = str(dtype).removeprefix("torch.")
-    return _DTYPE_NAMES.get(name, name)
 
 
 @dataclass(frozen=True)

@@ -253,3 +253,11 @@ def test_cuda_ceilings_near_datasheet():
     bf16 = roof.compute["bf16"]
     assert bf16.spec is not None and 0.3 < bf16.fraction_of_spec < 1.05
     assert 1e-7 < roof.latency_s < 1e-4
+
+
+def test_one_ceiling_table_serves_the_report_and_the_notebooks(report):
+    """The report's text is ceiling_table(how=True): the same rows the notebooks show, plus how each was measured."""
+    table = ceilings.ceiling_table(report.roofline, how=True)
+    assert table.header[-1] == "how" and len(table.header) == 5
+    assert [r[:4] for r in table.rows] == [tuple(r) for r in ceilings.ceiling_table(report.roofline).rows]
+    assert str(table).splitlines()[0] in report.to_text()

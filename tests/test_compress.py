@@ -375,6 +375,7 @@ def test_compression_claims_held_and_diagnosed(monkeypatch):
         distillation_claim({"distilled": [0.99, 0.99, 0.99], "labels only": [0.97, 0.97, 0.97]}, 449)
 
 
+@pytest.mark.timing_comparison
 def test_retime_measures_side_by_side_and_keeps_everything_else():
     from efflab.compress import load_digits_data, make_mlp, measure_variant, retime
 

@@ -246,6 +246,7 @@ def test_workloads_reject_bad_device():
         regime_workloads("meta")
 
 
+@pytest.mark.timing_comparison
 def test_measure_ops_keeps_the_fastest_round_in_order():
     import time
 

@@ -13,6 +13,7 @@ from itertools import pairwise
 from typing import Any
 
 from efflab import _validate as v
+from efflab.opcost import torch_dtype
 from efflab.timing import torch_threads
 
 # The teacher: 64 pixels -> two hidden layers of 256 -> 10 digits. 256 wide makes one batch of 256 a ~43 MFLOP
@@ -23,9 +24,7 @@ _DTYPES = ("fp32", "fp16", "bf16")
 
 
 def _torch_dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[v.choice(name, "dtype", _DTYPES)]
+    return torch_dtype(name, _DTYPES)
 
 
 @dataclass(frozen=True)
