@@ -44,7 +44,8 @@ __all__ = [
 GELU_CUBIC_COEFFICIENT = 0.044715
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 # Tensor-sized reads and writes of the unfused chain, op by op (read, written), in the order gelu_tanh_unfused runs
-# them: pow, mul (0.044715*), add (x + .), mul (sqrt(2/pi)*), tanh, add (1 + .), mul (0.5*x), mul (. * .).
+# them (Python evaluates 0.5 * x before the bracket): pow, mul (0.044715*), add (x + .), mul (sqrt(2/pi)*), mul (0.5*x),
+# tanh, add (1 + .), mul (. * .).
 _UNFUSED_TRANSFERS = ((1, 1), (1, 1), (2, 1), (1, 1), (1, 1), (1, 1), (1, 1), (2, 1))
 
 
@@ -269,8 +270,8 @@ def compare_fusion(
 
     Bytes are :func:`efflab.profile.profile_ops`' compulsory bytes (inputs read + outputs written, per op); times are
     :func:`efflab.timing.benchmark` medians. Fusion keeps the arithmetic and cuts the bytes ``18 N b -> 2 N b``.
-    (The profile counts 1 FLOP per element for the fused ``gelu`` and 1 per element per op unfused, 8 in all; the
-    arithmetic done is the same, so :meth:`FusionComparison.energy` charges both the unfused count.)
+    (The profile counts the fused ``gelu`` as the ops of its formula, ``GELU_TANH_FLOPS_PER_ELEMENT`` = 8 per element,
+    and the unfused chain as 1 per element per op, 8 in all: the same arithmetic, so the FLOPs agree.)
 
     Parameters
     ----------
